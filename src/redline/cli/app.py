@@ -1,0 +1,49 @@
+"""The `redline` command: registers one module per command and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from redline.errors import UserError
+
+app = typer.Typer(
+    name="redline",
+    help="Find the highest load a target sustains without degrading, and say why.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lab_app = typer.Typer(help="Start and stop real targets on this machine.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+# Command modules register themselves on `app` / `lab_app` when imported.
+# (one import line per command module, added as commands land)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one clear line on stderr and exit with `code`."""
+    print(f"redline: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        print("redline: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code)
+    except (typer.Abort,):
+        print("redline: aborted", file=sys.stderr)
+        raise SystemExit(1)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            fail(exc.format_message(), exc.exit_code)
+        raise
