@@ -1,0 +1,64 @@
+"""Summary figures of one run's measurement window (pure: Samples in, numbers out)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from redline.load.samples import UNSENT_REASONS, Outcome, Samples
+
+PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+def latency_percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
+    if values_ns.size == 0:
+        return {}
+    qs = np.percentile(values_ns, PERCENTILES) / 1e6
+    out = {f"p{p:g}": round(float(q), 4) for p, q in zip(PERCENTILES, qs)}
+    out["mean"] = round(float(values_ns.mean()) / 1e6, 4)
+    out["max"] = round(float(values_ns.max()) / 1e6, 4)
+    return out
+
+
+def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
+    """Figures over the measurement window.
+
+    - offered_rps: rows scheduled in the window / window length;
+    - achieved_rps: successful responses *completed* inside the window / window length
+      (by completion time, so an overloaded target shows its real throughput);
+    - latency (from intended send time) and service time (from actual send), over rows
+      scheduled in the window that got a response;
+    - outcomes: every row of the window is counted exactly once.
+    """
+    m = samples.measured()
+    start = samples.measure_from_ns
+    end = start + int(window_s * 1e9)
+    done_in_window = (samples.done_ns >= start) & (samples.done_ns < end)
+    ok_done = int(np.count_nonzero(done_in_window & samples.ok))
+    all_done = int(np.count_nonzero(done_in_window & samples.completed))
+    completed = m.completed
+    counts = np.bincount(m.outcome.astype(np.int64), minlength=len(Outcome))
+    outcomes = {o.name.lower(): int(counts[o]) for o in Outcome if counts[o]}
+    errors = int(np.count_nonzero(m.errors))
+    unsent = {
+        o.name.lower(): {"count": int(counts[o]), "reason": UNSENT_REASONS[o]}
+        for o in UNSENT_REASONS
+        if counts[o]
+    }
+    statuses = np.unique(m.status[completed], return_counts=True)
+    return {
+        "window_s": window_s,
+        "scheduled": len(m),
+        "offered_rps": round(len(m) / window_s, 3),
+        "planned_rps": offered_rate,
+        "achieved_rps": round(ok_done / window_s, 3),
+        "responses_rps": round(all_done / window_s, 3),
+        "responses": int(np.count_nonzero(completed)),
+        "errors": errors,
+        "error_ratio": round(errors / len(m), 6) if len(m) else 0.0,
+        "outcomes": outcomes,
+        "unsent": unsent,
+        "status_codes": {str(int(s)): int(c) for s, c in zip(*statuses)},
+        "latency_ms": latency_percentiles_ms(m.latency_ns[completed]),
+        "service_ms": latency_percentiles_ms(m.service_ns[completed]),
+        "bytes_in": int(m.bytes_in.sum()),
+    }

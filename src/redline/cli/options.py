@@ -1,0 +1,64 @@
+"""Parsing and display helpers shared by commands (no measurement logic here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from redline.errors import UserError
+from redline.load.request import RequestTemplate, parse_header
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """'0,2-3' → (0, 2, 3); checked against the CPUs this process may use."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                cpus.update(range(int(lo), int(hi) + 1))
+            elif part:
+                cpus.add(int(part))
+    except ValueError:
+        raise UserError(f"bad CPU list {text!r}: expected e.g. 0,2-3") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise UserError(f"CPU list {text!r} is not within the CPUs available here ({sorted(allowed)})")
+    return tuple(sorted(cpus))
+
+
+def read_body(body: str | None, body_file: Path | None) -> bytes:
+    if body is not None and body_file is not None:
+        raise UserError("give --body or --body-file, not both")
+    if body_file is not None:
+        try:
+            return body_file.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read body file {str(body_file)!r}: {exc.strerror}") from None
+    return body.encode() if body is not None else b""
+
+
+def build_template(method: str, path: str, headers: list[str] | None, body: bytes) -> RequestTemplate:
+    method = method.upper()
+    if not method.isalpha():
+        raise UserError(f"bad HTTP method {method!r}")
+    return RequestTemplate(
+        method=method,
+        path=path or "/",
+        headers=tuple(parse_header(h) for h in headers or ()),
+        body=body,
+    )
+
+
+def positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise UserError(f"{name} must be positive (got {value:g})")
+    return value

@@ -1,0 +1,91 @@
+"""Run a lab target as a child process and know its URL (for tests, demos and the default target)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from redline.errors import UserError
+
+_URL = re.compile(r"(https?://[^\s/]+)/")
+
+
+@dataclass
+class LabProcess:
+    """A target started by redline: stopped (and waited for) on `stop()` or context exit."""
+
+    proc: subprocess.Popen
+    url: str
+    banner: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "LabProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_calibrated(
+    servers: int = 4,
+    service_ms: float = 10.0,
+    distribution: str = "fixed",
+    shed_above: float | None = None,
+    cpus: tuple[int, ...] | None = None,
+    port: int = 0,
+) -> LabProcess:
+    """Start `redline lab calibrated` on 127.0.0.1 in a child process; returns once it listens."""
+    args = [
+        sys.executable, "-m", "redline", "lab", "calibrated",
+        "--port", str(port),
+        "--servers", str(servers),
+        "--service-ms", str(service_ms),
+        "--distribution", distribution,
+    ]  # fmt: skip
+    if shed_above is not None:
+        args += ["--shed-above", str(shed_above)]
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=preexec,
+    )
+    return _await_banner(proc, "calibrated target")
+
+
+def _await_banner(proc: subprocess.Popen, what: str, timeout: float = 20.0) -> LabProcess:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+            raise UserError(f"{what} exited at start: {err[-1] if err else proc.returncode}")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            m = _URL.search(line)
+            if m:
+                return LabProcess(proc, m.group(1), line.strip())
+    proc.kill()
+    raise UserError(f"{what} did not start within {timeout:g} s")

@@ -1,0 +1,261 @@
+"""The fast HTTP/1.1 request path: asyncio.Protocol + httptools, one request per connection at a time.
+
+Hand-written for speed (see benchmarks/engine.py): one `Connection` object per socket,
+no coroutine per request, no per-request allocation beyond what the parser does. The
+`Pool` owns the connections of one worker process and writes results straight into the
+recorder's columns (array.array: far cheaper to set per item than NumPy scalars).
+
+Keep-alive rules:
+- a connection is reused until the server says `Connection: close` or closes it;
+- a request written on a *reused* connection that closes before any response byte
+  arrives is sent once more on a fresh connection (servers such as uWSGI close idle
+  keep-alive sockets without saying so; the request never reached the application);
+- the pool grows up to `cap` connections; requests beyond that wait, in order, and
+  their wait counts in their latency (latency is measured from the intended time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+from collections import deque
+from time import monotonic_ns
+from typing import TYPE_CHECKING
+
+import httptools
+
+from redline.load.samples import Outcome
+
+if TYPE_CHECKING:
+    from redline.load.recorder import Recorder
+
+_OK = int(Outcome.OK)
+_HTTP = int(Outcome.HTTP)
+_RESET = int(Outcome.RESET)
+_PROTOCOL = int(Outcome.PROTOCOL)
+_TIMEOUT = int(Outcome.TIMEOUT)
+_CONNECT = int(Outcome.CONNECT)
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("pool", "transport", "parser", "row", "got", "served", "first_row", "closing")
+
+    def __init__(self, pool: "Pool", first_row: int) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.row = -1  # the row in flight, -1 when idle
+        self.got = 0  # response bytes for the row in flight
+        self.served = 0  # responses completed on this connection
+        self.first_row = first_row  # the row to send once connected
+        self.closing = False
+
+    # -- asyncio.Protocol --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        row, self.first_row = self.first_row, -1
+        self.pool.connected(self, row)
+
+    def data_received(self, data: bytes) -> None:
+        self.got += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.row >= 0:
+                self.pool.failed(self, _PROTOCOL)
+            self._abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.pool.lost(self, exc)
+
+    # -- httptools callbacks --
+
+    def on_message_complete(self) -> None:
+        keep = self.parser.should_keep_alive()
+        self.served += 1
+        self.pool.completed(self, self.parser.get_status_code(), keep)
+
+    # -- used by the pool --
+
+    def send(self, row: int, payload: bytes, now: int) -> None:
+        self.row = row
+        self.got = 0
+        self.pool.rec.sent[row] = now
+        self.transport.write(payload)  # type: ignore[union-attr]
+
+    def _abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Pool:
+    """The connections of one worker and the backlog of requests waiting for one."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        rec: "Recorder",
+        payloads: list[bytes],
+        host: str,
+        port: int,
+        ssl_ctx: ssl.SSLContext | None,
+        cap: int,
+        connect_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.rec = rec
+        self.payloads = payloads
+        self.n_payloads = len(payloads)
+        self.host = host
+        self.port = port
+        self.ssl_ctx = ssl_ctx
+        self.server_hostname = host if ssl_ctx is not None else None
+        self.cap = cap
+        self.connect_timeout = connect_timeout
+        self.idle: list[Connection] = []
+        self.busy: set[Connection] = set()
+        self.opening = 0
+        self.backlog: deque[int] = deque()
+        self.retried: set[int] = set()
+        self.cap_hits = 0
+        self.connects = 0
+        self.connect_failures = 0
+        self.last_connect_error = ""
+
+    @property
+    def open_count(self) -> int:
+        return len(self.idle) + len(self.busy) + self.opening
+
+    def dispatch(self, row: int, now: int) -> None:
+        """Send `row` now if a connection is free, open one if allowed, else queue it."""
+        if self.idle:
+            conn = self.idle.pop()
+            self.busy.add(conn)
+            conn.send(row, self.payloads[row % self.n_payloads], now)
+        elif self.backlog or self.open_count >= self.cap:
+            if self.open_count >= self.cap:
+                self.cap_hits += 1
+            self.backlog.append(row)
+        else:
+            self._open(row)
+
+    def _open(self, row: int) -> None:
+        self.opening += 1
+        self.connects += 1
+        self.loop.create_task(self._connect(row))
+
+    async def _connect(self, row: int) -> None:
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: Connection(self, row),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_ctx,
+                    server_hostname=self.server_hostname,
+                ),
+                self.connect_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            self.opening -= 1
+            self.connect_failures += 1
+            self.last_connect_error = _describe_connect_error(exc)
+            self.rec.finish(row, 0, _CONNECT, 0)
+            self._next_from_backlog()
+
+    # -- called by connections --
+
+    def connected(self, conn: Connection, row: int) -> None:
+        self.opening -= 1
+        if self.rec.outcome[row] != -1:  # settled while we were connecting (run abandoned)
+            self.idle.append(conn)
+            return
+        self.busy.add(conn)
+        conn.send(row, self.payloads[row % self.n_payloads], monotonic_ns())
+
+    def completed(self, conn: Connection, status: int, keep_alive: bool) -> None:
+        row = conn.row
+        conn.row = -1
+        self.rec.finish(row, status, _OK if status < 400 else _HTTP, conn.got)
+        if keep_alive and not conn.closing:
+            if self.backlog:
+                nxt = self.backlog.popleft()
+                conn.send(nxt, self.payloads[nxt % self.n_payloads], monotonic_ns())
+            else:
+                self.busy.discard(conn)
+                self.idle.append(conn)
+        else:
+            # The server will close it: free the slot now so that the backlog moves on.
+            self.busy.discard(conn)
+            conn._abort()
+            self._next_from_backlog()
+
+    def failed(self, conn: Connection, outcome: int) -> None:
+        row = conn.row
+        conn.row = -1
+        self.busy.discard(conn)
+        self.rec.finish(row, 0, outcome, conn.got)
+
+    def lost(self, conn: Connection, exc: Exception | None) -> None:
+        self.busy.discard(conn)
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+        row = conn.row
+        if row >= 0:
+            conn.row = -1
+            if conn.got == 0 and conn.served > 0 and row not in self.retried:
+                # A stale keep-alive socket: the request never reached the server.
+                self.retried.add(row)
+                self.backlog.appendleft(row)
+            else:
+                self.rec.finish(row, 0, _RESET, conn.got)
+        self._next_from_backlog()
+
+    def _next_from_backlog(self) -> None:
+        while self.backlog:
+            if self.idle:
+                conn = self.idle.pop()
+                self.busy.add(conn)
+                row = self.backlog.popleft()
+                conn.send(row, self.payloads[row % self.n_payloads], monotonic_ns())
+            elif self.open_count < self.cap:
+                self._open(self.backlog.popleft())
+            else:
+                return
+
+    # -- housekeeping (called a few times a second, never per request) --
+
+    def expire(self, now: int, read_timeout_ns: int) -> int:
+        """Fail requests in flight for longer than the read timeout; returns how many."""
+        sent = self.rec.sent
+        late = [c for c in self.busy if c.row >= 0 and now - sent[c.row] > read_timeout_ns]
+        for conn in late:
+            self.failed(conn, _TIMEOUT)
+            conn._abort()
+        if late:
+            self._next_from_backlog()
+        return len(late)
+
+    def close_all(self) -> None:
+        """Close every socket; rows still in flight stay open for the caller to settle."""
+        for conn in list(self.idle) + list(self.busy):
+            conn.row = -1
+            conn._abort()
+        self.idle.clear()
+        self.busy.clear()
+
+
+def _describe_connect_error(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "connect timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    return str(exc) or type(exc).__name__

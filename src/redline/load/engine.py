@@ -1,0 +1,378 @@
+"""Run one open-loop load plan over N worker processes and return its samples and health.
+
+The parent checks that the target answers at all, deals the schedule out to the
+workers, gives them one common start time, shows progress, and turns Ctrl-C or
+SIGTERM into an orderly stop in which every worker hands back what it measured.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from time import monotonic_ns
+
+import numpy as np
+
+from redline.errors import TargetUnreachable, UserError
+from redline.load.health import GeneratorHealth, WorkerStats, assess
+from redline.load.request import RequestTemplate, Target
+from redline.load.samples import Outcome, Samples
+from redline.load.schedule import Schedule, split_round_robin
+from redline.load.worker import WorkerSpec, worker_main
+
+START_DELAY_NS = 300_000_000  # between "all workers ready" and the common start
+WORKER_START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Everything one run needs. `schedule` spans warm-up plus measurement."""
+
+    target: Target
+    request: RequestTemplate
+    schedule: Schedule
+    warmup_s: float = 0.0
+    workers: int | None = None  # default: one per CPU given to the generator
+    cpus: tuple[int, ...] | None = None
+    connection_cap: int = 1000
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.warmup_s < 0 or self.warmup_s >= self.schedule.duration_s:
+            raise UserError("warm-up must be shorter than the whole run")
+        if self.connection_cap < 1:
+            raise UserError("the connection cap must be at least 1")
+        if self.read_timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise UserError("timeouts must be positive")
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        return len(self.cpus) if self.cpus else len(os.sched_getaffinity(0))
+
+    def describe(self) -> dict:
+        return {
+            "rate": self.schedule.rate,
+            "end_rate": self.schedule.end_rate,
+            "arrival": self.schedule.arrival,
+            "seed": self.schedule.seed,
+            "duration_s": self.schedule.duration_s - self.warmup_s,
+            "warmup_s": self.warmup_s,
+            "workers": self.worker_count,
+            "cpus": list(self.cpus) if self.cpus else None,
+            "connection_cap": self.connection_cap,
+            "connect_timeout_s": self.connect_timeout_s,
+            "read_timeout_s": self.read_timeout_s,
+            "request": self.request.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A live view, twice a second: counts so far and the last interval's latencies."""
+
+    elapsed_s: float
+    span_s: float
+    due: int  # rows whose intended time has passed
+    finished: int
+    errors: int
+    interval_rate: float  # responses per second over the last interval
+    p50_ms: float | None
+    p99_ms: float | None
+    warming_up: bool
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    samples: Samples
+    health: GeneratorHealth
+    timelines: list[dict[str, np.ndarray]]
+    interrupted: bool
+    abandoned: str | None  # why the run was given up (target gone), else None
+    wall_s: float
+    worker_pids: tuple[int, ...] = field(default=())
+
+
+class _StopFlag:
+    """Set by SIGINT / SIGTERM (or a caller's event) while a run is under way."""
+
+    def __init__(self, external: threading.Event | None) -> None:
+        self.external = external
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+
+    def __bool__(self) -> bool:
+        if not self.reason and self.external is not None and self.external.is_set():
+            self.reason = "stop requested"
+        return bool(self.reason)
+
+
+def preflight(target: Target, timeout_s: float) -> None:
+    """One TCP connect, so that a wrong URL fails in a second with a clear reason."""
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout_s):
+            pass
+    except socket.gaierror as exc:
+        raise TargetUnreachable(f"cannot resolve {target.host!r}: {exc.strerror}") from None
+    except ConnectionRefusedError:
+        raise TargetUnreachable(f"connection refused by {target.base_url}") from None
+    except TimeoutError:
+        raise TargetUnreachable(f"no answer from {target.base_url} within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise TargetUnreachable(f"cannot connect to {target.base_url}: {exc.strerror or exc}") from None
+
+
+def run_load(
+    plan: LoadPlan,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> LoadResult:
+    preflight(plan.target, plan.connect_timeout_s)
+    plan.target.ssl_context()  # a bad CA file fails here, not in every worker
+    payloads = plan.request.render(plan.target)
+    offsets = plan.schedule.offsets_ns()
+    if offsets.size == 0:
+        raise UserError("the schedule holds no request: raise the rate or the duration")
+    n_workers = max(1, min(plan.worker_count, offsets.size))
+    shares = split_round_robin(offsets, n_workers)
+    span_ns = int(plan.schedule.duration_s * 1e9)
+    cap = max(1, -(-plan.connection_cap // n_workers))
+
+    flag = _StopFlag(stop)
+    restore = _install_signal_handlers(flag)
+    parent_affinity = os.sched_getaffinity(0)
+    if plan.cpus:
+        _set_affinity(plan.cpus)
+    ctx = mp.get_context("spawn")
+    procs: list = []
+    pipes: list = []
+    try:
+        for i, share in enumerate(shares):
+            parent_end, child_end = ctx.Pipe()
+            spec = WorkerSpec(
+                index=i,
+                offsets_ns=share,
+                span_ns=span_ns,
+                payloads=payloads,
+                target=plan.target,
+                connection_cap=cap,
+                connect_timeout_s=plan.connect_timeout_s,
+                read_timeout_s=plan.read_timeout_s,
+                cpus=plan.cpus,
+            )
+            proc = ctx.Process(target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True)
+            proc.start()
+            child_end.close()
+            procs.append(proc)
+            pipes.append(parent_end)
+        pids = _await_ready(pipes, flag)
+        if flag:
+            for p in pipes:
+                p.send(("stop", flag.reason))
+            raise KeyboardInterrupt
+        anchor_mono, anchor_wall = monotonic_ns(), time.time_ns()
+        start_ns = anchor_mono + START_DELAY_NS
+        for p in pipes:
+            p.send(("go", start_ns))
+        results = _supervise(pipes, procs, flag, start_ns, span_ns, plan, offsets.size, on_progress)
+    finally:
+        restore()
+        if plan.cpus:
+            _set_affinity(tuple(parent_affinity))
+        for proc in procs:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+
+    return _merge(plan, results, start_ns, anchor_mono, anchor_wall, flag, tuple(pids))
+
+
+def _set_affinity(cpus) -> None:
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        raise UserError(f"cannot pin to CPUs {list(cpus)}: {exc.strerror}") from None
+
+
+def _install_signal_handlers(flag: _StopFlag) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(signum, _frame):
+        flag.set(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def _await_ready(pipes, flag: _StopFlag) -> list[int]:
+    pids = [0] * len(pipes)
+    waiting = set(range(len(pipes)))
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+    while waiting and not flag:
+        if time.monotonic() > deadline:
+            raise UserError("load generator workers did not start within 30 s")
+        for p in wait([pipes[i] for i in waiting], timeout=0.2):
+            try:
+                msg = p.recv()
+            except EOFError:
+                raise UserError("a load generator worker died while starting") from None
+            if msg[0] == "failed":
+                raise UserError(f"load generator worker {msg[1]} failed to start: {msg[2]}")
+            pids[msg[1]] = msg[2]
+            waiting.discard(msg[1])
+    return pids
+
+
+def _supervise(pipes, procs, flag: _StopFlag, start_ns, span_ns, plan: LoadPlan, total_rows, on_progress):
+    n = len(pipes)
+    results: list[dict | None] = [None] * n
+    failures: list[str] = []
+    state = {i: (0, 0, 0) for i in range(n)}  # next_row, finished, errors
+    recent: list[np.ndarray] = []
+    last_report = monotonic_ns()
+    last_ok = 0
+    stop_sent = False
+    open_pipes = {i: pipes[i] for i in range(n)}
+    while open_pipes:
+        if flag and not stop_sent:
+            for i, p in open_pipes.items():
+                try:
+                    p.send(("stop", flag.reason))
+                except OSError:
+                    pass
+            stop_sent = True
+        ready = wait(list(open_pipes.values()), timeout=0.1)
+        for p in ready:
+            i = next(k for k, v in open_pipes.items() if v is p)
+            try:
+                msg = p.recv()
+            except EOFError:
+                failures.append(f"worker {i} exited without results (exit code {procs[i].exitcode})")
+                del open_pipes[i]
+                continue
+            kind = msg[0]
+            if kind == "progress":
+                _, _, _now, next_row, finished, errors, lat = msg
+                state[i] = (next_row, finished, errors)
+                if lat.size:
+                    recent.append(lat)
+            elif kind == "result":
+                results[i] = msg[2]
+                del open_pipes[i]
+            elif kind == "failed":
+                failures.append(f"worker {i} failed: {msg[2]}")
+                del open_pipes[i]
+        now = monotonic_ns()
+        if on_progress is not None and now - last_report >= 500_000_000:
+            finished = sum(s[1] for s in state.values())
+            errors = sum(s[2] for s in state.values())
+            ok = finished - errors
+            lat = np.concatenate(recent) if recent else np.zeros(0, dtype=np.int64)
+            p50, p99 = (np.percentile(lat, [50, 99]) / 1e6).tolist() if lat.size else (None, None)
+            elapsed = (now - start_ns) / 1e9
+            on_progress(
+                Progress(
+                    elapsed_s=max(0.0, elapsed),
+                    span_s=span_ns / 1e9,
+                    due=sum(s[0] for s in state.values()),
+                    finished=finished,
+                    errors=errors,
+                    interval_rate=(ok - last_ok) / ((now - last_report) / 1e9),
+                    p50_ms=p50,
+                    p99_ms=p99,
+                    warming_up=elapsed < plan.warmup_s,
+                )
+            )
+            recent.clear()
+            last_ok = ok
+            last_report = now
+    if failures and all(r is None for r in results):
+        raise UserError("; ".join(failures))
+    return [r for r in results if r is not None], failures
+
+
+def _merge(plan, results_and_failures, start_ns, anchor_mono, anchor_wall, flag, pids) -> LoadResult:
+    results, failures = results_and_failures
+    cols: dict[str, list[np.ndarray]] = {}
+    stats: list[WorkerStats] = []
+    timelines = []
+    for idx, r in enumerate(results):
+        c = r["columns"]
+        for k, v in c.items():
+            cols.setdefault(k, []).append(v)
+        cols.setdefault("worker", []).append(np.full(len(c["intended_ns"]), idx, dtype=np.int16))
+        timelines.append(r["timeline"])
+        stats.append(
+            WorkerStats(
+                index=idx,
+                pid=r["pid"],
+                cpus=tuple(r["cpus"]),
+                cpu_s=r["cpu_ns"] / 1e9,
+                wall_s=r["wall_ns"] / 1e9,
+                cap_hits=r["cap_hits"],
+                connects=r["connects"],
+                connect_failures=r["connect_failures"],
+                retries=r["retries"],
+                end_reason=r["end_reason"],
+            )
+        )
+    merged = {k: np.concatenate(v) for k, v in cols.items()}
+    dispatched = merged.pop("dispatched_ns")
+    samples = Samples(
+        intended_ns=merged["intended_ns"],
+        sent_ns=merged["sent_ns"],
+        done_ns=merged["done_ns"],
+        status=merged["status"],
+        outcome=merged["outcome"],
+        bytes_in=merged["bytes_in"],
+        worker=merged["worker"],
+        start_ns=start_ns,
+        measure_from_ns=start_ns + int(plan.warmup_s * 1e9),
+        anchor_mono_ns=anchor_mono,
+        anchor_wall_ns=anchor_wall,
+    )
+    order = np.argsort(samples.intended_ns, kind="stable")
+    samples = samples.select(order)
+    dispatched = dispatched[order]
+    health = assess(
+        samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap
+    )
+    if failures:
+        health = _with_notes(health, failures)
+    abandoned = next(
+        (s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None
+    )
+    interrupted = bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats)
+    wall = max((s.wall_s for s in stats), default=0.0)
+    return LoadResult(samples, health, timelines, interrupted, abandoned, wall, pids)
+
+
+def _with_notes(health: GeneratorHealth, notes: list[str]) -> GeneratorHealth:
+    from dataclasses import replace
+
+    return replace(health, notes=health.notes + tuple(notes))
+
+
+def outcome_counts(samples: Samples) -> dict[str, int]:
+    counts = np.bincount(samples.outcome.astype(np.int64), minlength=len(Outcome))
+    return {o.name.lower(): int(counts[o]) for o in Outcome if counts[o]}
