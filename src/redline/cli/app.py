@@ -20,6 +20,9 @@ app.add_typer(lab_app, name="lab")
 
 # Command modules register themselves on `app` / `lab_app` when imported.
 # (one import line per command module, added as commands land)
+from redline.cli import run as _run  # noqa: E402,F401
+from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
+from redline.cli import audit as _audit  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -38,12 +41,8 @@ def main() -> None:
         raise SystemExit(130)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code)
-    except (typer.Abort,):
+    except typer.Abort:
         print("redline: aborted", file=sys.stderr)
         raise SystemExit(1)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            fail(exc.format_message(), exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: bad option, bad value
+        fail(exc.format_message().splitlines()[0], exc.exit_code)

@@ -1,0 +1,96 @@
+"""Checks register here; `run_checks` turns each one's Outcome into a Finding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from redline.audit.model import Change, Evidence, Finding, Severity, Status
+from redline.audit.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """What the audit measures against. `parallel` is the number of guests booted at once that
+    the host should handle without queueing (seed 000 used 40)."""
+
+    parallel: int = 40
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    evidence: tuple[Evidence, ...]
+    why: str
+    fix: str = ""
+    severity: Severity = Severity.INFO
+    changes: tuple[Change, ...] = ()
+
+
+CheckFn = Callable[[Snapshot, AuditParams], Outcome]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    source: str
+    run: CheckFn
+
+
+REGISTRY: list[Check] = []
+
+
+def check(id: str, title: str, source: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        if any(c.id == id for c in REGISTRY):
+            raise ValueError(f"duplicate check id {id}")
+        REGISTRY.append(Check(id, title, source, fn))
+        return fn
+
+    return register
+
+
+def ev(path: str, value: object) -> Evidence:
+    return Evidence(path, str(value))
+
+
+def ok(why: str, *evidence: Evidence) -> Outcome:
+    return Outcome(Status.PASS, tuple(evidence), why)
+
+
+def bad(
+    severity: Severity, why: str, fix: str, *evidence: Evidence, changes: tuple[Change, ...] = ()
+) -> Outcome:
+    return Outcome(Status.FAIL, tuple(evidence), why, fix, severity, changes)
+
+
+def skip(why: str, *evidence: Evidence) -> Outcome:
+    return Outcome(Status.SKIP, tuple(evidence), why)
+
+
+def run_checks(snap: Snapshot, params: AuditParams = AuditParams()) -> tuple[Finding, ...]:
+    # Importing the areas fills REGISTRY; done here so that importing the model stays cheap.
+    from redline.audit import libvirt  # noqa: F401
+    from redline.audit import host  # noqa: F401
+    from redline.audit import nova  # noqa: F401
+    from redline.audit import keystone  # noqa: F401
+    from redline.audit import neutron  # noqa: F401
+
+    findings = []
+    for c in REGISTRY:
+        out = c.run(snap, params)
+        findings.append(
+            Finding(
+                id=c.id,
+                title=c.title,
+                status=out.status,
+                severity=out.severity if out.status is Status.FAIL else Severity.INFO,
+                evidence=out.evidence,
+                why=out.why,
+                source=c.source,
+                fix=out.fix,
+                changes=out.changes,
+            )
+        )
+    return tuple(findings)
