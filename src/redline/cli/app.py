@@ -23,6 +23,7 @@ app.add_typer(lab_app, name="lab")
 from redline.cli import run as _run  # noqa: E402,F401
 from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import audit as _audit  # noqa: E402,F401
+from redline.cli import tune as _tune  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -33,7 +34,8 @@ def fail(message: str, code: int = 2) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a `typer.Exit` instead of raising.
+        code = app(standalone_mode=False)
     except UserError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -46,3 +48,5 @@ def main() -> None:
         raise SystemExit(1)
     except typer.TyperException as exc:  # usage errors: bad option, bad value
         fail(exc.format_message().splitlines()[0], exc.exit_code)
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -116,7 +117,7 @@ def run_command(
     else:
         _print_summary(doc, outcome.folder.path)
     if doc["status"] == "interrupted":
-        err_console.print(f"redline: run interrupted; what was measured is in {outcome.folder.path}")
+        print(f"redline: run interrupted; what was measured is in {outcome.folder.path}", file=sys.stderr)
         raise typer.Exit(EXIT_INTERRUPTED)
     if doc["status"] == "abandoned":
         raise UserError(f"{doc['abandoned_because']}; what was measured is in {outcome.folder.path}", EXIT_ABANDONED)

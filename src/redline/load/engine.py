@@ -266,7 +266,8 @@ def _supervise(pipes, procs, flag: _StopFlag, start_ns, span_ns, plan: LoadPlan,
             i = next(k for k, v in open_pipes.items() if v is p)
             try:
                 msg = p.recv()
-            except EOFError:
+            except (EOFError, OSError):
+                procs[i].join(timeout=1)
                 failures.append(f"worker {i} exited without results (exit code {procs[i].exitcode})")
                 del open_pipes[i]
                 continue

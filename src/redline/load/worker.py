@@ -102,7 +102,7 @@ class WorkerRun:
         )
         self.read_timeout_ns = int(spec.read_timeout_s * 1e9)
         self.finished = loop.create_future()
-        self.stop_reason = ""
+        self.abandoned = False
         self.end_reason = "completed"
         self.timeline = {k: array("q") for k in ("t_ns", "in_flight", "backlog", "open", "cpu_ns", "finished")}
         self.ticks = 0
@@ -112,13 +112,11 @@ class WorkerRun:
         self.timer = PreciseTimer(loop, self._schedule)
 
     async def main(self) -> None:
-        self.loop.add_reader(self.pipe.fileno(), self._on_pipe)
         self.cpu_start_ns = time.process_time_ns()
         if self.n:
             self.timer.arm_at(self.rec.intended[0])
         self._housekeeping()
         await self.finished
-        self.loop.remove_reader(self.pipe.fileno())
         self.timer.close()
         self.pool.close_all()
         for task in asyncio.all_tasks(self.loop):
@@ -155,6 +153,10 @@ class WorkerRun:
         if self.finished.done():
             return
         now = monotonic_ns()
+        # Polled, not registered with the loop: add_reader would make the pipe
+        # non-blocking, and a large send on it could then fail half-written.
+        if self.pipe.poll():
+            self._on_pipe()
         self.pool.expire(now, self.read_timeout_ns)
         self._sample_timeline(now)
         self.ticks += 1
@@ -220,11 +222,16 @@ class WorkerRun:
             self._stop(msg[1])
 
     def _stop(self, reason: str) -> None:
+        if self.abandoned:
+            return
         self.end_reason = f"interrupted: {reason}"
         self._abandon(int(Outcome.UNSENT_INTERRUPTED))
 
     def _abandon(self, outcome: int) -> None:
         """Stop sending: unsent rows get `outcome`; in-flight ones get a short grace."""
+        if self.abandoned:
+            return
+        self.abandoned = True
         self.timer.cancel()
         self.rec.mark_unsent(range(self.next_row, self.n), outcome)
         self.rec.mark_unsent(list(self.pool.backlog), outcome)
@@ -244,7 +251,8 @@ class WorkerRun:
 
     def _finish(self, reason: str) -> None:
         if not self.finished.done():
-            self.end_reason = reason
+            if not self.abandoned:  # an interruption or a lost target keeps its own reason
+                self.end_reason = reason
             self.finished.set_result(None)
 
     def result(self) -> dict:

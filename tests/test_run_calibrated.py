@@ -1,0 +1,66 @@
+"""`redline run` against the real calibrated target (the issue's Done-when figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import GEN_CPUS, run_redline
+from redline.load.samples import UNSENT_REASONS, Outcome, Samples
+
+pytestmark = pytest.mark.slow
+
+
+def _run(url: str, tmp_path: Path, *args: str, timeout: float = 120) -> tuple[dict, Samples]:
+    proc = run_redline(
+        "run", "--url", url, "--cpus", ",".join(map(str, GEN_CPUS)), "--results", str(tmp_path), "--json", *args,
+        timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    run_dir = Path(out["run_dir"])
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    assert doc["host"]["logical_cpus"] and doc["tool"]["name"] == "redline"
+    return doc, Samples.load(run_dir / "samples.npz")
+
+
+def test_half_capacity_is_served_on_time(calibrated, tmp_path):
+    lab = calibrated(servers=4, service_ms=10)
+    doc, samples = _run(lab.url + "/", tmp_path, "--rate", "200", "--duration", "20")
+    s = doc["summary"]
+    assert abs(s["achieved_rps"] - 200) <= 2.0, s  # within 1 %
+    assert abs(s["latency_ms"]["p50"] - 10.0) <= 1.0, s  # within 10 %
+    assert s["errors"] == 0 and s["outcomes"] == {"ok": 4000}
+    assert len(samples) == 4000 and np.all(samples.outcome == Outcome.OK)
+    assert np.all(samples.status == 200)
+    assert not doc["health"]["generator_bound"]
+    # latency counts from the intended send time: it is never below the service time
+    assert np.all(samples.latency_ns >= samples.service_ns)
+
+
+def test_overload_latency_grows_and_every_request_is_accounted_for(calibrated, tmp_path):
+    lab = calibrated(servers=4, service_ms=10)
+    doc, samples = _run(lab.url + "/", tmp_path, "--rate", "800", "--duration", "20", "--timeout", "5", timeout=180)
+    s = doc["summary"]
+    assert len(samples) == 16000 == s["scheduled"]
+    assert sum(s["outcomes"].values()) == 16000  # done, error or not sent: each row exactly once
+    assert abs(s["achieved_rps"] - 400) < 20  # the target's capacity, not the offered rate
+    unsent = samples.unsent
+    assert unsent.any()
+    for kind, info in s["unsent"].items():
+        assert info["reason"] == UNSENT_REASONS[Outcome[kind.upper()]]
+    done = samples.completed
+    t = samples.t_seconds()[done]
+    lat = samples.latency_ns[done] / 1e6
+    # Offered twice the capacity, the target's queue grows by 400 requests a second, so a
+    # request scheduled at t waits about t seconds.
+    early = np.median(lat[t < 1])
+    late = np.median(lat[(t > 8) & (t < 12)])
+    assert early < 1000 and late > 8 * early, (early, late)
+    # grows through the run: windowed medians rise from window to window
+    medians = [np.median(lat[(t >= a) & (t < a + 2)]) for a in range(0, 12, 2)]
+    assert all(b > a for a, b in zip(medians, medians[1:])), medians

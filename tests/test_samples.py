@@ -1,0 +1,61 @@
+import numpy as np
+
+from redline.load.samples import NOT_SET, Outcome, Samples
+from redline.report.run_folder import redacted_command_line
+
+
+def make(n=5):
+    intended = np.arange(n, dtype=np.int64) * 1_000_000 + 10_000_000
+    sent = intended + 100
+    done = sent + 5_000_000
+    outcome = np.array([0, 0, 1, 6, 2][:n], dtype=np.int8)
+    done[3] = NOT_SET
+    sent[3] = NOT_SET
+    return Samples(
+        intended_ns=intended,
+        sent_ns=sent,
+        done_ns=done,
+        status=np.array([200, 200, 503, 0, 0][:n], dtype=np.int16),
+        outcome=outcome,
+        bytes_in=np.full(n, 10, dtype=np.int32),
+        worker=np.zeros(n, dtype=np.int16),
+        start_ns=10_000_000,
+        measure_from_ns=11_000_000,
+        anchor_mono_ns=1,
+        anchor_wall_ns=2,
+    )
+
+
+def test_masks_and_derived_columns():
+    s = make()
+    assert s.completed.tolist() == [True, True, True, False, False]
+    assert s.errors.tolist() == [False, False, True, False, True]
+    assert s.unsent.tolist() == [False, False, False, True, False]
+    assert s.latency_ns[0] == 5_000_100 and s.service_ns[0] == 5_000_000 and s.lag_ns[0] == 100
+    assert len(s.measured()) == 4
+    assert Outcome.UNSENT_BACKLOG.is_unsent and Outcome.HTTP.is_error and not Outcome.OK.is_error
+
+
+def test_save_load_roundtrip(tmp_path):
+    s = make()
+    s.save(tmp_path / "s.npz")
+    t = Samples.load(tmp_path / "s.npz")
+    for name in ("intended_ns", "sent_ns", "done_ns", "status", "outcome", "bytes_in", "worker"):
+        assert np.array_equal(getattr(s, name), getattr(t, name))
+        assert getattr(s, name).dtype == getattr(t, name).dtype
+    assert (t.start_ns, t.measure_from_ns, t.anchor_mono_ns, t.anchor_wall_ns) == (10_000_000, 11_000_000, 1, 2)
+
+
+def test_concat_sorts_by_intended_time():
+    a, b = make(), make()
+    b = b.select(np.arange(5))
+    merged = Samples.concat([b, a])
+    assert len(merged) == 10 and np.all(np.diff(merged.intended_ns) >= 0)
+
+
+def test_command_line_redaction():
+    line = redacted_command_line(
+        ["redline", "run", "--url", "http://x/", "-H", "X-Auth-Token: abc123", "--os-password", "s3cret", "--body={\"pw\": 1}", "--token=t0k"]
+    )
+    assert "abc123" not in line and "s3cret" not in line and "t0k" not in line and "pw" not in line
+    assert "http://x/" in line
