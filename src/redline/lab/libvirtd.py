@@ -1,0 +1,164 @@
+"""Start and stop a real libvirtd (with virtlogd) on this machine, for tests and the hypervisor lab.
+
+Follows LAB-NOTES: Debian packages, no systemd, so `virtlogd -d` then `libvirtd -d`; the state
+and runtime directories must exist, the user libvirt-qemu must exist, and qemu.conf must say
+user/group root and security_driver none (no AppArmor in these containers). Guests must use
+<domain type='qemu'> (TCG): KVM guests hang here.
+
+Only what this object started is stopped, by the pid it recorded; a libvirtd that was already
+answering is reused and left running. qemu.conf is restored if this object changed it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redline.errors import UserError
+
+PACKAGES = ("libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "libxml2-utils", "libvirt0")
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+QEMU_SETTINGS = {"user": '"root"', "group": '"root"', "security_driver": '"none"'}
+RUNTIME_DIRS = ("/var/log/libvirt", "/var/lib/libvirt/qemu", "/var/cache/libvirt", "/run/libvirt", "/var/lib/libvirt/images")
+URI = "qemu:///system"
+
+
+def _run(cmd: list[str], timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def ensure_installed(packages: tuple[str, ...] = PACKAGES) -> None:
+    """Install missing Debian packages (needs root); a no-op when the daemons are present."""
+    if shutil.which("libvirtd") and shutil.which("virtlogd") and shutil.which("virsh"):
+        return
+    if os.geteuid() != 0:
+        raise UserError("libvirtd is not installed and installing it needs root: apt-get install " + " ".join(packages))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True, timeout=300)
+    r = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+                       env=env, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0 or not shutil.which("libvirtd"):
+        raise UserError(f"installing libvirt failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+
+
+def set_conf_keys(text: str, settings: dict[str, str]) -> str:
+    """Set `key = value` lines in a libvirt-style config, replacing active lines, else appending."""
+    lines = text.splitlines()
+    done: set[str] = set()
+    for i, line in enumerate(lines):
+        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        if key in settings:
+            lines[i] = f"{key} = {settings[key]}"
+            done.add(key)
+    lines += [f"{k} = {v}" for k, v in settings.items() if k not in done]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LibvirtDaemons:
+    """A running libvirtd for qemu:///system. Use as a context manager, or call start()/stop()."""
+
+    state_dir: Path
+    uri: str = URI
+    started_pids: dict[str, int] = field(default_factory=dict)
+    _qemu_conf_backup: bytes | None = None
+    _qemu_conf_created: bool = False
+
+    def virsh(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return _run(["virsh", "-c", self.uri, *args], timeout=timeout)
+
+    def answering(self) -> bool:
+        try:
+            return self.virsh("uri", timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def prepare(self) -> None:
+        if os.geteuid() != 0:
+            raise UserError("starting the system libvirtd needs root")
+        ensure_installed()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for d in RUNTIME_DIRS:
+            Path(d).mkdir(parents=True, exist_ok=True)
+        if _run(["getent", "passwd", "libvirt-qemu"]).returncode != 0:
+            # libvirtd refuses to start without the user its Debian build defaults to.
+            _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "libvirt-qemu"], check=True)
+        QEMU_CONF.parent.mkdir(parents=True, exist_ok=True)
+        old = QEMU_CONF.read_bytes() if QEMU_CONF.exists() else None
+        new = set_conf_keys(old.decode() if old is not None else "", QEMU_SETTINGS).encode()
+        if new != old:
+            self._qemu_conf_backup, self._qemu_conf_created = old, old is None
+            if old is not None:
+                (self.state_dir / "qemu.conf.orig").write_bytes(old)
+            QEMU_CONF.write_bytes(new)
+        # A private daemon config: the default sockets, but nothing else inherited from /etc.
+        (self.state_dir / "libvirtd.conf").write_text('log_outputs = "3:file:%s"\n' % (self.state_dir / "libvirtd.log"))
+        (self.state_dir / "virtlogd.conf").write_text('log_outputs = "3:file:%s"\n' % (self.state_dir / "virtlogd.log"))
+
+    def start(self, timeout: float = 30) -> "LibvirtDaemons":
+        if self.answering():
+            return self  # someone else's libvirtd: reuse, never stop it
+        self.prepare()
+        for name, extra in (("virtlogd", []), ("libvirtd", [])):
+            pidfile = self.state_dir / f"{name}.pid"
+            pidfile.unlink(missing_ok=True)
+            r = _run([name, "-d", "-f", str(self.state_dir / f"{name}.conf"), "-p", str(pidfile), *extra], timeout=timeout)
+            if r.returncode != 0:
+                self.stop()
+                raise UserError(f"{name} did not start: {(r.stderr or r.stdout).strip() or r.returncode}")
+            deadline = time.monotonic() + timeout
+            while not pidfile.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pidfile.exists():
+                self.started_pids[name] = int(pidfile.read_text().split()[0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.answering():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise UserError(f"libvirtd started but {self.uri} did not answer within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 15) -> None:
+        for name in ("libvirtd", "virtlogd"):
+            pid = self.started_pids.pop(name, None)
+            if pid is None:
+                continue
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if self._qemu_conf_created:
+            QEMU_CONF.unlink(missing_ok=True)
+        elif self._qemu_conf_backup is not None:
+            QEMU_CONF.write_bytes(self._qemu_conf_backup)
+        self._qemu_conf_backup, self._qemu_conf_created = None, False
+
+    def __enter__(self) -> "LibvirtDaemons":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
