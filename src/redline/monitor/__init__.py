@@ -1,1 +1,10 @@
+"""Host and per-process sampling during a run (psutil). Records; never judges.
 
+The judging lives in `redline.analysis.bottleneck`.
+"""
+
+from redline.monitor.sampler import Monitor
+from redline.monitor.selectors import NamePattern, PidList, PidTree, ProcessSelector
+from redline.monitor.series import MonitorSeries, ProcessInfo
+
+__all__ = ["Monitor", "MonitorSeries", "NamePattern", "PidList", "PidTree", "ProcessInfo", "ProcessSelector"]
