@@ -1,1 +1,107 @@
+"""Reports of a run folder: one self-contained HTML page and PNG charts.
 
+`write_reports(run_dir)` is what every measuring command calls at its end and what
+`redline report RUN_DIR` calls; it reads the folder, prepares each chart's data once
+(`charts`), and draws it twice (`html` with plotly, `png` with matplotlib).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redline.report import charts as _charts
+    from redline.report import html as _html
+
+# Nothing heavy is imported at module level: `redline.report.run_folder` lives in this
+# package and every command imports it, so plotly, matplotlib and scipy (~1.5 s) are
+# loaded only when a report is actually written.
+
+REPORT_HTML = "report.html"
+PNG_DIR = "png"
+
+__all__ = ["REPORT_HTML", "PNG_DIR", "write_reports"]
+
+
+def write_reports(run_dir: Path) -> list[Path]:
+    """Write `report.html` and `png/*.png` into `run_dir`; return the paths written.
+
+    Never raises on a partial or interrupted folder: what exists is drawn and what is
+    missing is said on the page. Raises UserError only when `run_dir` has no readable
+    run.json (it is not a run folder at all), or OSError if the folder cannot be written.
+    """
+    from redline.report import charts as _charts
+    from redline.report import html as _html
+    from redline.report import png as _png
+    from redline.report.load import read_run
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    notes = list(run.missing)
+    png_dir = run_dir / PNG_DIR
+
+    points = _guard("probe table", lambda: _charts.probe_points(run), notes)
+    tput = _guard("throughput", lambda: _charts.throughput(run), notes)
+    host = _guard("host series", lambda: _charts.host_series(run), notes)
+    latency = [
+        (p, s)
+        for p in run.probes
+        if (s := _guard(f"latency of probe {p.index}", lambda p=p: _charts.latency_over_time(p), notes)) is not None
+    ]
+
+    blocks: list[_html.ChartBlock] = []
+    png_jobs: list[tuple[str, Callable[[], Path]]] = []
+    if run.is_capacity and points is not None:
+        blocks.append(_block("search", "Search trace", "Rate of each probe in the order run, coloured by verdict; hollow markers are short trials, filled ones full-length confirmations.", lambda: _html.search_figure(points), notes))
+        blocks.append(_block("knee", "Latency against rate (the knee)", "p50, p90 and p99 of each probe's measurement window against its offered rate; markers coloured by verdict.", lambda: _html.knee_figure(points), notes))
+        png_jobs += [("search.png", lambda: _png.search_png(points, png_dir / "search.png")),
+                     ("knee.png", lambda: _png.knee_png(points, png_dir / "knee.png"))]  # fmt: skip
+    if tput is not None or (points is not None and len(points) > 1):
+        blocks.append(_block("throughput", "Offered vs achieved throughput", "Left: requests scheduled and 2xx/3xx answers completed, per second over the run (gaps between probes left blank; answers that outlive a probe's schedule drain after it). Right, when there are several probes: each probe's averages against the line achieved = offered.", lambda: _html.throughput_figure(tput, points), notes))
+        png_jobs.append(("throughput.png", lambda: _png.throughput_png(tput, points, png_dir / "throughput.png")))
+    for p, s in latency:
+        name = f"latency-{p.index:02d}-{p.rate:g}.png" if run.is_capacity and p.rate is not None else "latency.png"
+        title = f"probe {p.index}: {p.rate:g}/s · {p.phase} · {p.state}" if run.is_capacity else f"{p.label} · latency over time"
+        blocks.append(_block(f"latency-{p.index}", title, _latency_caption(s), lambda s=s: _html.latency_figure(s), notes))
+        png_jobs.append((name, lambda s=s, name=name, title=title: _png.latency_png(s, png_dir / name, title)))
+    if host is not None:
+        blocks.append(_block("host", "Host CPU, disk and per-process CPU", "From the host monitor (one reading per interval); shaded bands are the probes, coloured by verdict. A process pinned near 100 % of one core while the host has idle CPU is single-threaded at its limit.", lambda: _html.host_figure(host), notes))
+        png_jobs.append(("host.png", lambda: _png.host_png(host, png_dir / "host.png")))
+    blocks = [b for b in blocks if b is not None]
+
+    pngs = _png.render_all(png_jobs, notes)
+    try:
+        page = _html.render_html(run, blocks, notes, [p.name for p in pngs])
+    except Exception as exc:  # noqa: BLE001 — see _guard; a bare page beats no page
+        page = _html.fallback_html(run_dir, notes, f"{type(exc).__name__}: {exc}")
+    out = run_dir / REPORT_HTML
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return [out, *pngs]
+
+
+def _latency_caption(s: "_charts.LatencySeries") -> str:
+    parts = [f"{s.answered:,} answers, {s.thinned_to:,} drawn as points" if s.source == "samples" else "samples missing: the verdict's own windowed series"]
+    if s.error_t_s.size:
+        parts.append(f"{s.error_t_s.size:,} errors (red ticks)")
+    parts += [f"{t.label}: {t.text}" for t in s.trends]
+    return "; ".join(parts) + "."
+
+
+def _guard(what: str, build: Callable, notes: list[str]):
+    """Chart data that cannot be prepared is a note on the page, never a lost report."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 — the report must survive odd or damaged data
+        notes.append(f"{what} could not be prepared ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _block(id_: str, title: str, caption: str, make: Callable, notes: list[str]) -> "_html.ChartBlock | None":
+    fig = _guard(f"chart {title!r}", make, notes)
+    from redline.report import html as _html
+
+    return None if fig is None else _html.chart_block(id_, title, caption, fig)
