@@ -204,7 +204,7 @@ def _trend_lines(probe: ProbeData) -> tuple[TrendLine, ...]:
         if None in (slope, icpt, t0, t1):
             continue
         ts = np.array([t0, t1], dtype=float)
-        text = f"{key} Theil–Sen {slope:+.3f} ms/s"
+        text = f"Theil–Sen {slope:+.3f} ms/s"
         if tr.get("p_increasing") is not None:
             text += f", Mann–Kendall p = {tr['p_increasing']:.2g}"
         out.append(TrendLine(f"{key} trend", ts, icpt + slope * ts, text))

@@ -96,7 +96,9 @@ def knee_figure(pts: ProbePoints) -> go.Figure:
     if pts.n is not None:
         fig.add_vline(x=pts.n, line_dash="dash", annotation_text=f"N = {pts.n:g}/s")
     positive = pts.p50_ms[np.isfinite(pts.p50_ms)]
-    fig.update_yaxes(title="latency, ms", type="log" if positive.size and positive.min() > 0 else "linear")
+    log = bool(positive.size and positive.min() > 0)
+    # dtick=1 on a log axis: labels at powers of ten only (plotly's default adds 2 and 5).
+    fig.update_yaxes(title="latency, ms", type="log" if log else "linear", dtick=1 if log else None)
     fig.update_xaxes(title="offered rate, requests/s")
     return _layout(fig, 360)
 
