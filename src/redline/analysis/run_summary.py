@@ -29,9 +29,10 @@ def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
       scheduled in the window that got a response;
     - outcomes: every row of the window is counted exactly once.
     """
-    m = samples.measured()
     start = samples.measure_from_ns
     end = start + int(window_s * 1e9)
+    # Rows scheduled inside the window (a probe stopped early has a shorter one).
+    m = samples.select((samples.intended_ns >= start) & (samples.intended_ns < end))
     done_in_window = (samples.done_ns >= start) & (samples.done_ns < end)
     ok_done = int(np.count_nonzero(done_in_window & samples.ok))
     all_done = int(np.count_nonzero(done_in_window & samples.completed))
@@ -45,13 +46,14 @@ def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
         if counts[o]
     }
     statuses = np.unique(m.status[completed], return_counts=True)
+    per_s = 1.0 / window_s if window_s > 0 else 0.0  # a run stopped before its window began
     return {
         "window_s": window_s,
         "scheduled": len(m),
-        "offered_rps": round(len(m) / window_s, 3),
+        "offered_rps": round(len(m) * per_s, 3),
         "planned_rps": offered_rate,
-        "achieved_rps": round(ok_done / window_s, 3),
-        "responses_rps": round(all_done / window_s, 3),
+        "achieved_rps": round(ok_done * per_s, 3),
+        "responses_rps": round(all_done * per_s, 3),
         "responses": int(np.count_nonzero(completed)),
         "errors": errors,
         "error_ratio": round(errors / len(m), 6) if len(m) else 0.0,

@@ -21,6 +21,7 @@ app.add_typer(lab_app, name="lab")
 # Command modules register themselves on `app` / `lab_app` when imported.
 # (one import line per command module, added as commands land)
 from redline.cli import run as _run  # noqa: E402,F401
+from redline.cli import capacity as _capacity  # noqa: E402,F401
 from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import audit as _audit  # noqa: E402,F401
 from redline.cli import tune as _tune  # noqa: E402,F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +12,8 @@ from redline.errors import UserError
 from redline.load.request import RequestTemplate, parse_header
 
 err_console = Console(stderr=True)
-out_console = Console()
+# Piped output (CI logs, files) gets room for the result tables instead of rich's 80 columns.
+out_console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def parse_cpus(text: str | None) -> tuple[int, ...] | None:

@@ -22,7 +22,8 @@ from redline.cli.options import (
 )
 from redline.cli.progress import RunProgress
 from redline.errors import UserError
-from redline.jobs import run_fixed_rate
+from redline.jobs.run import run_fixed_rate
+from redline.lab.calibrated import CalibratedConfig
 from redline.lab.process import start_calibrated
 from redline.load.engine import LoadPlan
 from redline.load.request import Target
@@ -30,6 +31,7 @@ from redline.load.schedule import Schedule
 
 EXIT_INTERRUPTED = 130
 EXIT_ABANDONED = 3
+EMBEDDED = CalibratedConfig(servers=4, service_ms=10.0)  # the default target: capacity 400/s
 
 
 def split_cpus_for_embedded(cpus: tuple[int, ...] | None) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
@@ -78,10 +80,10 @@ def run_command(
     lab = None
     if url is None:
         gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
-        lab = start_calibrated(servers=4, service_ms=10.0, cpus=target_cpus)
+        lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
         url = lab.url + "/"
         rate = 200.0 if rate is None else rate
-        target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **_calibrated_desc()}
+        target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **EMBEDDED.describe()}
         err_console.print(f"[dim]{lab.banner}[/dim]")
     else:
         target_desc = {"url": url, "embedded": False}
@@ -90,7 +92,7 @@ def run_command(
             raise UserError("--rate is required with --url")
         positive(rate, "--rate")
         target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
-        template = _with_path(template, url)
+        template = with_url_path(template, url)
         plan = LoadPlan(
             target=target,
             request=template,
@@ -123,11 +125,8 @@ def run_command(
         raise UserError(f"{doc['abandoned_because']}; what was measured is in {outcome.folder.path}", EXIT_ABANDONED)
 
 
-def _calibrated_desc() -> dict:
-    return {"kind": "calibrated", "servers": 4, "service_ms": 10.0, "distribution": "fixed", "capacity_rps": 400.0}
-
-
-def _with_path(template, url: str):
+def with_url_path(template, url: str):
+    """The template with the URL's path and query as its request target."""
     from dataclasses import replace
     from urllib.parse import urlsplit
 

@@ -1,7 +1,4 @@
-"""Use cases that tie the engine, the analysis and the store together.
-
-What a library user calls; the CLI only parses arguments and displays.
-"""
+"""`redline run` as a library call: one fixed-rate (or ramped) run stored in a run folder."""
 
 from __future__ import annotations
 
@@ -54,7 +51,7 @@ def run_fixed_rate(
         raise
     folder.save_samples(result.samples)
     save_timelines(folder, result)
-    window = plan.schedule.duration_s - plan.warmup_s
+    window = result.window_s(plan.schedule.duration_s - plan.warmup_s)
     doc["summary"] = summarize(result.samples, window, plan.schedule.rate)
     doc["health"] = result.health.to_dict()
     doc["wall_s"] = round(result.wall_s, 3)

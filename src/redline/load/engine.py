@@ -100,6 +100,14 @@ class LoadResult:
     abandoned: str | None  # why the run was given up (target gone), else None
     wall_s: float
     worker_pids: tuple[int, ...] = field(default=())
+    stopped_early: str | None = None  # the stop_check's reason, when it ended the run
+    stopped_at_ns: int = 0  # when the run was stopped (early or interrupted), else 0
+
+    def window_s(self, planned_s: float) -> float:
+        """The measurement window actually run: shorter than planned when stopped."""
+        if not self.stopped_at_ns:
+            return planned_s
+        return max(0.0, min(planned_s, (self.stopped_at_ns - self.samples.measure_from_ns) / 1e9))
 
 
 class _StopFlag:
@@ -108,10 +116,14 @@ class _StopFlag:
     def __init__(self, external: threading.Event | None) -> None:
         self.external = external
         self.reason = ""
+        self.early = False  # stopped by the caller's stop_check, not by the user
+        self.at_ns = 0
 
-    def set(self, reason: str) -> None:
+    def set(self, reason: str, early: bool = False) -> None:
         if not self.reason:
             self.reason = reason
+            self.early = early
+            self.at_ns = monotonic_ns()
 
     def __bool__(self) -> bool:
         if not self.reason and self.external is not None and self.external.is_set():
@@ -138,7 +150,12 @@ def run_load(
     plan: LoadPlan,
     on_progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
+    stop_check: "StopCheck | None" = None,
+    on_start: Callable[[tuple[int, ...]], None] | None = None,
 ) -> LoadResult:
+    """Run `plan`. `stop_check(live_view, now_ns)` is asked twice a second; a reason it
+    returns ends the run early (not counted as an interruption). `on_start(pids)` gets
+    the worker pids once they are ready (e.g. for a monitor)."""
     preflight(plan.target, plan.connect_timeout_s)
     plan.target.ssl_context()  # a bad CA file fails here, not in every worker
     payloads = plan.request.render(plan.target)
@@ -182,11 +199,14 @@ def run_load(
             for p in pipes:
                 p.send(("stop", flag.reason))
             raise KeyboardInterrupt
+        if on_start is not None:
+            on_start(tuple(pids))
         anchor_mono, anchor_wall = monotonic_ns(), time.time_ns()
         start_ns = anchor_mono + START_DELAY_NS
         for p in pipes:
             p.send(("go", start_ns))
-        results = _supervise(pipes, procs, flag, start_ns, span_ns, plan, offsets.size, on_progress)
+        live = LiveView(offsets, n_workers, start_ns, start_ns + int(plan.warmup_s * 1e9))
+        results = _supervise(pipes, procs, flag, live, span_ns, plan, on_progress, stop_check)
     finally:
         restore()
         if plan.cpus:
@@ -243,8 +263,51 @@ def _await_ready(pipes, flag: _StopFlag) -> list[int]:
     return pids
 
 
-def _supervise(pipes, procs, flag: _StopFlag, start_ns, span_ns, plan: LoadPlan, total_rows, on_progress):
+class LiveView:
+    """What the parent knows mid-run: every row's intended time, and done/outcome of the
+    rows answered so far (workers report them twice a second). Feeds the progress line
+    and lets a caller stop a probe that is already clearly degraded."""
+
+    def __init__(self, offsets_ns: np.ndarray, n_workers: int, start_ns: int, measure_from_ns: int) -> None:
+        self.n_workers = n_workers
+        self.intended = offsets_ns + start_ns
+        self.done = np.full(offsets_ns.size, -1, dtype=np.int64)
+        self.outcome = np.full(offsets_ns.size, -1, dtype=np.int8)
+        self.start_ns = start_ns
+        self.measure_from_ns = measure_from_ns
+
+    def update(self, worker: int, rows: np.ndarray, done: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+        """Record a worker's report; returns the latencies (ns) of the rows answered."""
+        idx = rows * self.n_workers + worker  # the schedule was dealt round robin
+        self.done[idx] = done
+        self.outcome[idx] = outcome
+        answered = outcome <= Outcome.HTTP
+        return done[answered] - self.intended[idx[answered]]
+
+    def snapshot(self) -> Samples:
+        """Rows so far as Samples; open rows carry outcome −1 and done −1."""
+        n = self.intended.size
+        return Samples(
+            intended_ns=self.intended,
+            sent_ns=np.full(n, -1, dtype=np.int64),
+            done_ns=self.done.copy(),
+            status=np.zeros(n, dtype=np.int16),
+            outcome=self.outcome.copy(),
+            bytes_in=np.zeros(n, dtype=np.int32),
+            worker=np.zeros(n, dtype=np.int16),
+            start_ns=self.start_ns,
+            measure_from_ns=self.measure_from_ns,
+            anchor_mono_ns=0,
+            anchor_wall_ns=0,
+        )
+
+
+StopCheck = Callable[[LiveView, int], "str | None"]
+
+
+def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: LoadPlan, on_progress, stop_check):
     n = len(pipes)
+    start_ns = live.start_ns
     results: list[dict | None] = [None] * n
     failures: list[str] = []
     state = {i: (0, 0, 0) for i in range(n)}  # next_row, finished, errors
@@ -273,8 +336,9 @@ def _supervise(pipes, procs, flag: _StopFlag, start_ns, span_ns, plan: LoadPlan,
                 continue
             kind = msg[0]
             if kind == "progress":
-                _, _, _now, next_row, finished, errors, lat = msg
+                _, _, _now, next_row, finished, errors, rows, done, outcome = msg
                 state[i] = (next_row, finished, errors)
+                lat = live.update(i, rows, done, outcome)
                 if lat.size:
                     recent.append(lat)
             elif kind == "result":
@@ -284,28 +348,33 @@ def _supervise(pipes, procs, flag: _StopFlag, start_ns, span_ns, plan: LoadPlan,
                 failures.append(f"worker {i} failed: {msg[2]}")
                 del open_pipes[i]
         now = monotonic_ns()
-        if on_progress is not None and now - last_report >= 500_000_000:
-            finished = sum(s[1] for s in state.values())
-            errors = sum(s[2] for s in state.values())
-            ok = finished - errors
-            lat = np.concatenate(recent) if recent else np.zeros(0, dtype=np.int64)
-            p50, p99 = (np.percentile(lat, [50, 99]) / 1e6).tolist() if lat.size else (None, None)
-            elapsed = (now - start_ns) / 1e9
-            on_progress(
-                Progress(
-                    elapsed_s=max(0.0, elapsed),
-                    span_s=span_ns / 1e9,
-                    due=sum(s[0] for s in state.values()),
-                    finished=finished,
-                    errors=errors,
-                    interval_rate=(ok - last_ok) / ((now - last_report) / 1e9),
-                    p50_ms=p50,
-                    p99_ms=p99,
-                    warming_up=elapsed < plan.warmup_s,
+        if now - last_report >= 500_000_000:
+            if stop_check is not None and not flag and now > start_ns:
+                reason = stop_check(live, now)
+                if reason:
+                    flag.set(reason, early=True)
+            if on_progress is not None:
+                finished = sum(s[1] for s in state.values())
+                errors = sum(s[2] for s in state.values())
+                ok = finished - errors
+                lat = np.concatenate(recent) if recent else np.zeros(0, dtype=np.int64)
+                p50, p99 = (np.percentile(lat, [50, 99]) / 1e6).tolist() if lat.size else (None, None)
+                elapsed = (now - start_ns) / 1e9
+                on_progress(
+                    Progress(
+                        elapsed_s=max(0.0, elapsed),
+                        span_s=span_ns / 1e9,
+                        due=sum(s[0] for s in state.values()),
+                        finished=finished,
+                        errors=errors,
+                        interval_rate=(ok - last_ok) / ((now - last_report) / 1e9),
+                        p50_ms=p50,
+                        p99_ms=p99,
+                        warming_up=elapsed < plan.warmup_s,
+                    )
                 )
-            )
+                last_ok = ok
             recent.clear()
-            last_ok = ok
             last_report = now
     if failures and all(r is None for r in results):
         raise UserError("; ".join(failures))
@@ -363,9 +432,10 @@ def _merge(plan, results_and_failures, start_ns, anchor_mono, anchor_wall, flag,
     abandoned = next(
         (s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None
     )
-    interrupted = bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats)
+    stopped_early = flag.reason if flag.early else None
+    interrupted = not flag.early and (bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats))
     wall = max((s.wall_s for s in stats), default=0.0)
-    return LoadResult(samples, health, timelines, interrupted, abandoned, wall, pids)
+    return LoadResult(samples, health, timelines, interrupted, abandoned, wall, pids, stopped_early, flag.at_ns)
 
 
 def _with_notes(health: GeneratorHealth, notes: list[str]) -> GeneratorHealth:

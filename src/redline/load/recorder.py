@@ -41,7 +41,7 @@ class Recorder:
         self.bytes_in = array("i", [0]) * n
         self.finished = 0
         self.errors = 0
-        # Latencies finished since the last progress report (for the live display).
+        # Rows answered since the last progress report (live display and early stop).
         self.recent: list[int] = []
 
     def finish(self, row: int, status: int, outcome: int, nbytes: int) -> None:
@@ -53,8 +53,7 @@ class Recorder:
         self.finished += 1
         if outcome:
             self.errors += 1
-        if status:
-            self.recent.append(now - self.intended[row])
+        self.recent.append(row)
 
     def mark_unsent(self, rows, outcome: int) -> int:
         """Give every still-open row in `rows` the outcome `outcome`; returns how many."""
@@ -67,9 +66,13 @@ class Recorder:
         self.finished += n
         return n
 
-    def take_recent(self) -> list[int]:
-        recent, self.recent = self.recent, []
-        return recent
+    def take_recent(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, done_ns, outcome) of the rows finished since the last call."""
+        rows = np.asarray(self.recent, dtype=np.int64)
+        self.recent = []
+        done = np.frombuffer(self.done, dtype=np.int64)[rows]
+        outcome = np.frombuffer(self.outcome, dtype=np.int8)[rows]
+        return rows, done, outcome
 
     def columns(self) -> dict[str, np.ndarray]:
         return {

@@ -190,10 +190,10 @@ class WorkerRun:
         tl["finished"].append(self.rec.finished)
 
     def _report(self, now: int) -> None:
-        recent = np.asarray(self.rec.take_recent(), dtype=np.int64)
+        rows, done, outcome = self.rec.take_recent()
         try:
             self.pipe.send(
-                ("progress", self.spec.index, now, self.next_row, self.rec.finished, self.rec.errors, recent)
+                ("progress", self.spec.index, now, self.next_row, self.rec.finished, self.rec.errors, rows, done, outcome)
             )
         except OSError:
             self._stop("the controlling process went away")

@@ -1,0 +1,208 @@
+"""`redline capacity`: find N, the largest rate the target sustains without degrading."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from redline.analysis.protocols import PROTOCOLS, customised
+from redline.cli.app import app
+from redline.cli.options import build_template, err_console, out_console, parse_cpus, read_body
+from redline.cli.progress import RunProgress
+from redline.cli.run import EMBEDDED, EXIT_ABANDONED, EXIT_INTERRUPTED, split_cpus_for_embedded, with_url_path
+from redline.errors import UserError
+from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
+from redline.lab.process import start_calibrated
+from redline.load.request import Target
+from redline.monitor import NamePattern, PidTree
+
+EXIT_CODES = {"found": 0, "at_upper_bound": 0, "never_stable": 4, "inconclusive": 5, "probe_limit": 5}
+
+_COLOURS = {"stable": "green", "degraded": "red", "inconclusive": "yellow"}
+
+
+class _Display(CapacityHooks):
+    def __init__(self) -> None:
+        self.bar: RunProgress | None = None
+
+    def probe_started(self, index, step, warmup_s, window_s) -> None:
+        kind = "confirm, full length" if step.full else step.phase
+        retry = f", retry {step.attempt}" if step.attempt else ""
+        self.bar = RunProgress(f"probe {index + 1:>2} {step.rate:>8g}/s ({kind}{retry})", step.rate)
+        self.bar.__enter__()
+
+    def progress(self, p) -> None:
+        if self.bar is not None:
+            self.bar.update(p)
+
+    def probe_finished(self, r: ProbeReport) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        s = r.summary
+        lat = s.get("latency_ms", {})
+        figures = f"achieved {s['achieved_rps']:,.1f}/s"
+        if lat:
+            figures += f", p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
+        if s["errors"]:
+            figures += f", {s['errors']:,} errors"
+        state = r.verdict.state
+        colour = _COLOURS[state]
+        err_console.print(f"   [{colour}]{state}[/{colour}] — {figures}")
+        if state != "stable":
+            for reason in r.verdict.reasons[:2]:
+                err_console.print(f"     [dim]{reason}[/dim]")
+
+
+@app.command("capacity")
+def capacity_command(
+    url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it, redline starts its embedded calibrated target (capacity 400 requests/s)."),
+    protocol: str = typer.Option("quick", "--protocol", "-p", help="quick, thorough or paper."),
+    criterion: Optional[str] = typer.Option(None, "--criterion", help="robust or paper (default: the protocol's)."),
+    min_rate: Optional[float] = typer.Option(None, "--min", help="Lower end of a fixed search range (with --max)."),
+    max_rate: Optional[float] = typer.Option(None, "--max", help="Upper end of the search range."),
+    start_rate: Optional[float] = typer.Option(None, "--start", help="First rate tried when bracketing (default 100)."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", help="Stop bisecting at this width: requests/s (5) or percent (2%)."),
+    slo_p99: Optional[float] = typer.Option(None, "--slo-p99", help="robust: a p99 latency above this many ms degrades."),
+    method: str = typer.Option("GET", "--method", "-X"),
+    header: Optional[list[str]] = typer.Option(None, "--header", "-H", help="'Name: value'; repeatable."),
+    body: Optional[str] = typer.Option(None, "--body"),
+    body_file: Optional[Path] = typer.Option(None, "--body-file"),
+    arrival: str = typer.Option("constant", "--arrival", help="constant or poisson."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w"),
+    cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for the generator, e.g. 0."),
+    connections: int = typer.Option(1000, "--connections"),
+    timeout: float = typer.Option(10.0, "--timeout"),
+    connect_timeout: float = typer.Option(5.0, "--connect-timeout"),
+    insecure: bool = typer.Option(False, "--insecure"),
+    ca_file: Optional[str] = typer.Option(None, "--ca-file"),
+    target_pid: Optional[int] = typer.Option(None, "--target-pid", help="Monitor this process and its children as the target."),
+    target_process: Optional[str] = typer.Option(None, "--target-process", help="Monitor processes matching this regex as the target."),
+    results: Path = typer.Option(Path("results"), "--results"),
+    name: Optional[str] = typer.Option(None, "--name"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Search for the largest rate the target sustains, confirm it at full length, report."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if arrival not in ("constant", "poisson"):
+        raise UserError(f"--arrival must be constant or poisson, not {arrival!r}")
+    if (min_rate is None) != (max_rate is None) and min_rate is not None:
+        raise UserError("--min needs --max (a fixed search range)")
+    try:
+        proto = customised(PROTOCOLS[protocol], criterion, min_rate, max_rate, start_rate, resolution, slo_p99)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if workers is not None and workers < 1:
+        raise UserError("--workers must be at least 1")
+    gen_cpus = parse_cpus(cpus)
+    template = build_template(method, "/", header, read_body(body, body_file))
+    selector = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
+
+    lab = None
+    if url is None:
+        gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
+        lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
+        url = lab.url + "/"
+        selector = PidTree(lab.pid)
+        target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **EMBEDDED.describe()}
+        err_console.print(f"[dim]{lab.banner}[/dim]")
+    else:
+        target_desc = {"url": url, "embedded": False}
+    try:
+        target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
+        req = CapacityRequest(
+            target=target,
+            request=with_url_path(template, url),
+            protocol=proto,
+            workers=workers,
+            cpus=gen_cpus,
+            connection_cap=connections,
+            connect_timeout_s=connect_timeout,
+            read_timeout_s=timeout,
+            arrival=arrival,
+            target_processes=selector,
+        )
+        err_console.print(f"[bold]capacity search[/bold] — protocol {proto.name}: {proto.description}")
+        result = run_capacity(req, target_desc, results, name or f"capacity-{target.host}-{target.port}", _Display())
+    finally:
+        if lab is not None:
+            lab.stop()
+
+    doc = result.document
+    if as_json:
+        keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
+        print(json.dumps({k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc), "run_dir": str(result.folder.path)}, indent=2))
+    else:
+        _print_result(doc, result.folder.path)
+    if result.status == "interrupted":
+        print(f"redline: search interrupted; what was measured is in {result.folder.path}", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.status == "abandoned":
+        raise UserError(f"{doc['abandoned_because']}; what was measured is in {result.folder.path}", EXIT_ABANDONED)
+    raise typer.Exit(EXIT_CODES[doc["outcome"]["state"]])
+
+
+def _probe_rows(doc: dict) -> list[dict]:
+    rows = []
+    for p in doc["probes"]:
+        s = p["summary"]
+        rows.append(
+            {
+                "rate": p["rate"],
+                "phase": p["phase"],
+                "full": p["full"],
+                "verdict": p["verdict"]["state"],
+                "reasons": p["verdict"]["reasons"],
+                "achieved_rps": s["achieved_rps"],
+                "latency_ms": {k: s["latency_ms"].get(k) for k in ("p50", "p95", "p99")},
+                "errors": s["errors"],
+                "schedule_lag_p99_ms": p["health"]["schedule_lag_ms"].get("p99"),
+                "generator_cpu_pct": p["generator_cpu_pct"],
+                "target_cpu_pct": p["target_cpu_pct"],
+                "stopped_early": p["stopped_early"],
+            }
+        )
+    return rows
+
+
+def _print_result(doc: dict, path: Path) -> None:
+    table = Table(title="probes", header_style="bold")
+    for col in ("#", "rate/s", "trial", "verdict", "achieved/s", "p50 ms", "p99 ms", "errors", "lag p99 ms", "gen CPU", "target CPU"):
+        table.add_column(col, justify="right")
+    for p, row in zip(doc["probes"], _probe_rows(doc)):
+        lat = row["latency_ms"]
+        colour = _COLOURS[row["verdict"]]
+        table.add_row(
+            str(p["index"] + 1),
+            f"{row['rate']:g}",
+            f"{'full' if row['full'] else 'short'}{' (early stop)' if row['stopped_early'] else ''}",
+            f"[{colour}]{row['verdict']}[/{colour}]",
+            f"{row['achieved_rps']:,.1f}",
+            _ms(lat["p50"]),
+            _ms(lat["p99"]),
+            f"{row['errors']:,}",
+            _ms(row["schedule_lag_p99_ms"]),
+            _pct(row["generator_cpu_pct"]),
+            _pct(row["target_cpu_pct"]),
+        )
+    out_console.print(table)
+    o = doc["outcome"]
+    n = "—" if o["n"] is None else f"{o['n']:g} requests/s"
+    out_console.print(f"[bold]N = {n}[/bold] ({o['state']}): {o['reason']}")
+    for f in doc.get("findings", []):
+        out_console.print(f"finding: {f['title']} — {f['fix']}")
+    out_console.print(f"time taken: {doc['time_taken_s']:g} s; run folder: {path}")
+
+
+def _ms(v) -> str:
+    return "—" if v is None else f"{v:.1f}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.0f}%"

@@ -1,0 +1,237 @@
+"""`redline capacity` as a library call: search for N, the largest rate a target sustains.
+
+The loop is thin: the policy (analysis.search) names the next rate, the engine runs the
+probe while the monitor samples the host, the criterion (analysis.degradation) judges
+it, and the run folder is rewritten after every probe so that nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from redline.analysis.bottleneck import single_threaded_bottlenecks
+from redline.analysis.degradation import Verdict, early_stop, judge
+from redline.analysis.protocols import SearchProtocol
+from redline.analysis.run_summary import summarize
+from redline.analysis.search import ProbeRecord, SearchOutcome, Step, next_step
+from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
+from redline.load.request import RequestTemplate, Target
+from redline.load.schedule import Schedule
+from redline.monitor import Monitor, PidList, ProcessSelector
+from redline.report.run_folder import RunFolder
+
+MONITOR = "monitor.npz"
+
+
+@dataclass(frozen=True)
+class CapacityRequest:
+    """What to search: the target, one request, the protocol, the generator's resources."""
+
+    target: Target
+    request: RequestTemplate
+    protocol: SearchProtocol
+    workers: int | None = None
+    cpus: tuple[int, ...] | None = None
+    connection_cap: int = 1000
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    arrival: str = "constant"
+    target_processes: ProcessSelector | None = None
+    monitor_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """One finished probe as the caller sees it (for progress lines)."""
+
+    index: int
+    step: Step
+    verdict: Verdict
+    summary: dict
+    stopped_early: str | None
+
+
+@dataclass(frozen=True)
+class CapacityOutcome:
+    folder: RunFolder
+    outcome: SearchOutcome | None  # None when interrupted or abandoned before the end
+    document: dict
+    status: str  # complete, interrupted, abandoned
+
+
+class CapacityHooks:
+    """Callbacks for a front end; all optional."""
+
+    def probe_started(self, index: int, step: Step, warmup_s: float, window_s: float) -> None: ...
+
+    def progress(self, p: Progress) -> None: ...
+
+    def probe_finished(self, report: ProbeReport) -> None: ...
+
+
+def run_capacity(
+    req: CapacityRequest,
+    target_desc: dict,
+    results_dir: Path,
+    name: str,
+    hooks: CapacityHooks | None = None,
+    stop: threading.Event | None = None,
+    on_folder: Callable[[RunFolder], None] | None = None,
+) -> CapacityOutcome:
+    hooks = hooks or CapacityHooks()
+    folder = RunFolder.create(results_dir, name)
+    if on_folder is not None:
+        on_folder(folder)
+    proto = req.protocol
+    doc = folder.header("capacity", target_desc, _plan(req))
+    doc.update(protocol=proto.describe(), criterion=proto.criterion.name, probes=[], findings=[])
+    folder.write_json(doc)
+    began = time.monotonic()
+    history: list[ProbeRecord] = []
+    monitor = Monitor(interval_s=req.monitor_interval_s)
+    if req.target_processes is not None:
+        monitor.add_group("target", req.target_processes)
+    status, outcome = "complete", None
+    monitor.start()
+    try:
+        while True:
+            step = next_step(proto.search, history)
+            if isinstance(step, SearchOutcome):
+                outcome = step
+                break
+            index = len(history)
+            warmup, window = proto.trial(step.full)
+            hooks.probe_started(index, step, warmup, window)
+            result, started, ended = _probe(req, step, warmup, window, monitor, hooks)
+            verdict = _verdict(req, step, window, result)
+            record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder)
+            doc["probes"].append(record)
+            doc["time_taken_s"] = round(time.monotonic() - began, 1)
+            if result.interrupted:
+                status = "interrupted"
+                break
+            if result.abandoned:
+                status = "abandoned"
+                doc["abandoned_because"] = result.abandoned
+                break
+            achieved = record["summary"]["achieved_rps"] if record["summary"]["window_s"] > 0 else None
+            history.append(ProbeRecord(step.rate, step.phase, step.full, verdict.state, step.attempt, achieved))
+            folder.write_json(doc)
+            hooks.probe_finished(ProbeReport(index, step, verdict, record["summary"], result.stopped_early))
+    finally:
+        series = monitor.stop()
+        series.save(folder.path / MONITOR)
+        doc["findings"] = [f.to_dict() for f in single_threaded_bottlenecks(series)]
+        doc["monitor"] = series.to_summary()
+        doc["time_taken_s"] = round(time.monotonic() - began, 1)
+        doc["status"] = status
+        doc["outcome"] = (
+            {"state": outcome.state, "n": outcome.n, "reason": outcome.reason}
+            if outcome is not None
+            else {"state": status, "n": _best_known(history), "reason": f"the search was {status}"}
+        )
+        doc["files"] = {"monitor": MONITOR, "probes": "probes/<index>-<rate>/samples.npz"}
+        folder.write_json(doc)
+    return CapacityOutcome(folder, outcome, doc, status)
+
+
+def _best_known(history: list[ProbeRecord]) -> float | None:
+    return max((p.rate for p in history if p.state == "stable"), default=None)
+
+
+def _plan(req: CapacityRequest) -> dict:
+    return {
+        "arrival": req.arrival,
+        "workers": req.workers,
+        "cpus": list(req.cpus) if req.cpus else None,
+        "connection_cap": req.connection_cap,
+        "connect_timeout_s": req.connect_timeout_s,
+        "read_timeout_s": req.read_timeout_s,
+        "request": req.request.describe(),
+        "search": {
+            k: getattr(req.protocol.search, k)
+            for k in ("start_rate", "min_rate", "max_rate", "resolution_rel", "resolution_abs", "growth")
+        },
+    }
+
+
+def _probe(req: CapacityRequest, step: Step, warmup: float, window: float, monitor: Monitor, hooks: CapacityHooks):
+    base_workers = req.workers or (len(req.cpus) if req.cpus else len(os.sched_getaffinity(0)))
+    plan = LoadPlan(
+        target=req.target,
+        request=req.request,
+        schedule=Schedule(rate=step.rate, duration_s=warmup + window, arrival=req.arrival),  # type: ignore[arg-type]
+        warmup_s=warmup,
+        workers=base_workers + step.attempt,  # an inconclusive probe is retried with more processes
+        cpus=req.cpus,
+        connection_cap=req.connection_cap,
+        connect_timeout_s=req.connect_timeout_s,
+        read_timeout_s=req.read_timeout_s,
+    )
+    planned = int(step.rate * window)
+    criterion = req.protocol.criterion
+
+    def stop_check(live: LiveView, now_ns: int) -> str | None:
+        verdict = early_stop(live.snapshot(), step.rate, now_ns, criterion, planned_requests=planned)
+        return "; ".join(verdict.reasons) if verdict.stop else None
+
+    def on_start(pids: tuple[int, ...]) -> None:
+        monitor.add_group("generator", PidList((os.getpid(), *pids)))
+
+    started = time.monotonic_ns()
+    result = run_load(plan, on_progress=hooks.progress, stop_check=stop_check, on_start=on_start)
+    return result, started, time.monotonic_ns()
+
+
+def _verdict(req: CapacityRequest, step: Step, window: float, result: LoadResult) -> Verdict:
+    criterion = req.protocol.criterion
+    verdict = judge(result.samples, step.rate, result.health, criterion)
+    if result.stopped_early and not verdict.inconclusive:
+        # The partial window is too short for the trend tests; the reason to stop stands.
+        reasons = (f"stopped early: {result.stopped_early}",) + tuple(
+            r for r in verdict.reasons if verdict.degraded
+        )
+        verdict = Verdict("degraded", criterion.name, reasons, verdict.figures)
+    return verdict
+
+
+def _record(index, step: Step, warmup, window, result: LoadResult, verdict: Verdict, started, ended, monitor, folder):
+    rel = f"probes/{index:02d}-{step.rate:g}"
+    pdir = folder.path / rel
+    pdir.mkdir(parents=True, exist_ok=True)
+    result.samples.save(pdir / "samples.npz")
+    with open(pdir / "timeline.npz", "wb") as fh:
+        np.savez(fh, **{f"w{i}_{k}": v for i, tl in enumerate(result.timelines) for k, v in tl.items()})
+    cut = monitor.series().between(started, ended)
+    groups = {k: float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None for k, v in cut.groups.items()}
+    return {
+        "index": index,
+        "rate": step.rate,
+        "phase": step.phase,
+        "full": step.full,
+        "attempt": step.attempt,
+        "workers": len(result.health.workers),
+        "warmup_s": warmup,
+        "window_s": window,
+        "started_ns": started,
+        "ended_ns": ended,
+        "interrupted": result.interrupted,
+        "stopped_early": result.stopped_early,
+        "verdict": verdict.to_dict(),
+        "summary": summarize(result.samples, result.window_s(window), step.rate),
+        "health": result.health.to_dict(),
+        "target_cpu_pct": groups.get("target"),
+        "generator_cpu_pct": groups.get("generator"),
+        "dir": rel,
+    }
+
+
+def with_protocol(req: CapacityRequest, protocol: SearchProtocol) -> CapacityRequest:
+    return replace(req, protocol=protocol)
