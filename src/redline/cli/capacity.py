@@ -12,7 +12,7 @@ from rich.table import Table
 
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
-from redline.cli.options import build_template, err_console, out_console, parse_cpus, read_body
+from redline.cli.options import build_template, err_console, out_console, parse_cpus, read_body, write_report
 from redline.cli.progress import RunProgress
 from redline.cli.run import EMBEDDED, EXIT_ABANDONED, EXIT_INTERRUPTED, split_cpus_for_embedded, with_url_path
 from redline.errors import UserError
@@ -135,11 +135,14 @@ def capacity_command(
             lab.stop()
 
     doc = result.document
+    report = write_report(result.folder.path)
     if as_json:
         keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
-        print(json.dumps({k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc), "run_dir": str(result.folder.path)}, indent=2))
+        print(json.dumps({k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc), "run_dir": str(result.folder.path), "report": str(report) if report else None}, indent=2))
     else:
         _print_result(doc, result.folder.path)
+        if report:
+            out_console.print(f"report: {report}")
     if result.status == "interrupted":
         print(f"redline: search interrupted; what was measured is in {result.folder.path}", file=sys.stderr)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -64,3 +64,15 @@ def positive(value: float, name: str) -> float:
     if not value > 0:
         raise UserError(f"{name} must be positive (got {value:g})")
     return value
+
+
+def write_report(run_dir: Path) -> Path | None:
+    """Write the run's HTML/PNG report; a failure to draw is a warning, never a lost run."""
+    from redline.report import REPORT_HTML, write_reports
+
+    try:
+        write_reports(run_dir)
+    except Exception as exc:  # the measurements are already safe on disk
+        err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
+        return None
+    return run_dir / REPORT_HTML

@@ -19,6 +19,7 @@ from redline.cli.options import (
     parse_cpus,
     positive,
     read_body,
+    write_report,
 )
 from redline.cli.progress import RunProgress
 from redline.errors import UserError
@@ -114,10 +115,13 @@ def run_command(
             lab.stop()
 
     doc = outcome.document
+    report = write_report(outcome.folder.path)
     if as_json:
-        print(json.dumps({k: doc.get(k) for k in ("status", "summary", "health", "target", "plan")} | {"run_dir": str(outcome.folder.path)}, indent=2))
+        print(json.dumps({k: doc.get(k) for k in ("status", "summary", "health", "target", "plan")} | {"run_dir": str(outcome.folder.path), "report": str(report) if report else None}, indent=2))
     else:
         _print_summary(doc, outcome.folder.path)
+        if report:
+            out_console.print(f"report: {report}")
     if doc["status"] == "interrupted":
         print(f"redline: run interrupted; what was measured is in {outcome.folder.path}", file=sys.stderr)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,135 @@
+"""`redline capacity` against real calibrated targets (the issue's Done-when cases)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GEN_CPUS, assert_one_line_error, redline_cmd, run_redline
+
+pytestmark = pytest.mark.slow
+GEN = ",".join(map(str, GEN_CPUS))
+
+
+def _capacity(lab, tmp_path: Path, *args: str, timeout: float = 400) -> tuple[int, dict, dict]:
+    proc = run_redline(
+        "capacity", "--url", lab.url + "/", "--cpus", GEN, "--target-pid", str(lab.pid),
+        "--results", str(tmp_path), "--json", *args, timeout=timeout,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    doc = json.loads((Path(out["run_dir"]) / "run.json").read_text())
+    return proc.returncode, out, doc
+
+
+@pytest.mark.parametrize("servers, capacity", [(1, 100), (4, 400), (15, 1500)])
+def test_quick_protocol_finds_the_calibrated_capacity(calibrated, tmp_path, servers, capacity):
+    lab = calibrated(servers=servers, service_ms=10)
+    rc, out, doc = _capacity(lab, tmp_path)
+    assert rc == 0, out
+    n = out["outcome"]["n"]
+    assert out["outcome"]["state"] == "found"
+    assert 0.9 * capacity <= n <= capacity, out["probes"]
+    # N passed at full length and one step more failed at full length
+    full = [p for p in doc["probes"] if p["full"]]
+    assert any(p["rate"] == n and p["verdict"]["state"] == "stable" for p in full)
+    assert any(p["rate"] > n and p["verdict"]["state"] == "degraded" for p in full)
+    for p in doc["probes"]:
+        assert p["verdict"]["reasons"] and p["summary"]["latency_ms"]["p50"] > 0
+        assert (Path(out["run_dir"]) / p["dir"] / "samples.npz").is_file()
+    assert doc["status"] == "complete" and doc["time_taken_s"] > 0
+    assert any(p["target_cpu_pct"] is not None for p in doc["probes"])
+    assert (Path(out["run_dir"]) / "monitor.npz").is_file()
+    assert out["report"] and Path(out["report"]).is_file()
+
+
+def test_errors_above_a_rate_bound_n_and_are_named(calibrated, tmp_path):
+    lab = calibrated(servers=4, service_ms=10, shed_above=250)
+    rc, out, doc = _capacity(lab, tmp_path)
+    assert rc == 0
+    assert out["outcome"]["n"] < 250
+    degraded = [p for p in doc["probes"] if p["verdict"]["state"] == "degraded"]
+    assert degraded
+    assert any("503" in r or "http" in r.lower() for p in degraded for r in p["verdict"]["reasons"])
+    assert all(p["summary"]["errors"] > 0 for p in degraded if p["rate"] > 260)
+
+
+def _hog(cpu: int, seconds: int) -> subprocess.Popen | None:
+    """A real-time busy loop on `cpu`: it takes the CPU whenever it wants it."""
+    if not shutil.which("chrt"):
+        return None
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
+    hog = subprocess.Popen(["chrt", "-f", "10", "taskset", "-c", str(cpu), sys.executable, "-c", code])
+    time.sleep(0.5)
+    if hog.poll() is not None:
+        return None
+    return hog
+
+
+def test_a_starved_generator_is_inconclusive_not_the_targets_limit(calibrated, tmp_path):
+    if len(GEN_CPUS) and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs: one for the target, one for the starved generator")
+    lab = calibrated(servers=15, service_ms=10)  # capacity 1500: the target is never the limit here
+    hog = _hog(GEN_CPUS[0], 120)
+    if hog is None:
+        pytest.skip("cannot run a real-time CPU hog here (chrt refused)")
+    try:
+        rc, out, doc = _capacity(lab, tmp_path, "--start", "400", timeout=300)
+    finally:
+        hog.kill()
+        hog.wait()
+    states = [p["verdict"]["state"] for p in doc["probes"]]
+    assert "inconclusive" in states, out["probes"]
+    assert "degraded" not in states, out["probes"]
+    assert out["outcome"]["state"] == "inconclusive" and rc == 5
+    bound = [p for p in doc["probes"] if p["verdict"]["state"] == "inconclusive"]
+    assert all(p["health"]["generator_bound"] and p["health"]["reasons"] for p in bound)
+
+
+def test_sigint_during_a_search_keeps_the_probes(calibrated, tmp_path):
+    lab = calibrated(servers=4, service_ms=10)
+    proc = subprocess.Popen(
+        redline_cmd("capacity", "--url", lab.url + "/", "--cpus", GEN, "--results", str(tmp_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    time.sleep(16)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["status"] == "interrupted" and len(doc["probes"]) >= 1
+    assert doc["probes"][0]["verdict"]["state"] == "stable"
+    assert (run_dir / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--protocol", "nope"], "--protocol must be one of"),
+        (["--resolution", "abc"], "bad resolution"),
+        (["--min", "10"], "--min needs --max"),
+        (["--min", "50", "--max", "10"], "min rate < max rate"),
+        (["--criterion", "vibes"], "unknown criterion"),
+    ],
+)
+def test_bad_options(args, words, tmp_path):
+    proc = run_redline("capacity", "--url", "http://127.0.0.1:9/", "--results", str(tmp_path), *args)
+    assert words in assert_one_line_error(proc)
+
+
+@pytest.mark.skipif(not os.environ.get("REDLINE_PAPER"), reason="about 25 minutes: set REDLINE_PAPER=1 to run")
+def test_paper_protocol_reproduces_the_study_on_capacity_100(calibrated, tmp_path):
+    lab = calibrated(servers=1, service_ms=10)
+    started = time.monotonic()
+    rc, out, doc = _capacity(lab, tmp_path, "--protocol", "paper", timeout=3600)
+    print(f"paper protocol took {time.monotonic() - started:.0f} s")
+    assert rc == 0 and 90 <= out["outcome"]["n"] <= 100
