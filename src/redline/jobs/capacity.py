@@ -193,11 +193,10 @@ def _probe(req: CapacityRequest, step: Step, warmup: float, window: float, monit
 def _verdict(req: CapacityRequest, step: Step, window: float, result: LoadResult) -> Verdict:
     criterion = req.protocol.criterion
     verdict = judge(result.samples, step.rate, result.health, criterion)
-    if result.stopped_early and not verdict.inconclusive:
-        # The partial window is too short for the trend tests; the reason to stop stands.
-        reasons = (f"stopped early: {result.stopped_early}",) + tuple(
-            r for r in verdict.reasons if verdict.degraded
-        )
+    if result.stopped_early and not result.health.generator_bound:
+        # Stopped because it was already clearly degraded (possibly still in warm-up):
+        # the partial window is too short for the trend tests, the reason to stop stands.
+        reasons = (f"stopped early: {result.stopped_early}",) + (verdict.reasons if verdict.degraded else ())
         verdict = Verdict("degraded", criterion.name, reasons, verdict.figures)
     return verdict
 

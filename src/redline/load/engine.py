@@ -310,7 +310,7 @@ def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: Loa
     start_ns = live.start_ns
     results: list[dict | None] = [None] * n
     failures: list[str] = []
-    state = {i: (0, 0, 0) for i in range(n)}  # next_row, finished, errors
+    state = {i: (0, 0, 0) for i in range(n)}  # next_row, answered (status < 400), errors
     recent: list[np.ndarray] = []
     last_report = monotonic_ns()
     last_ok = 0
@@ -336,8 +336,8 @@ def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: Loa
                 continue
             kind = msg[0]
             if kind == "progress":
-                _, _, _now, next_row, finished, errors, rows, done, outcome = msg
-                state[i] = (next_row, finished, errors)
+                _, _, _now, next_row, answered, errors, rows, done, outcome = msg
+                state[i] = (next_row, answered, errors)
                 lat = live.update(i, rows, done, outcome)
                 if lat.size:
                     recent.append(lat)
@@ -354,9 +354,9 @@ def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: Loa
                 if reason:
                     flag.set(reason, early=True)
             if on_progress is not None:
-                finished = sum(s[1] for s in state.values())
+                ok = sum(s[1] for s in state.values())
                 errors = sum(s[2] for s in state.values())
-                ok = finished - errors
+                finished = ok + errors
                 lat = np.concatenate(recent) if recent else np.zeros(0, dtype=np.int64)
                 p50, p99 = (np.percentile(lat, [50, 99]) / 1e6).tolist() if lat.size else (None, None)
                 elapsed = (now - start_ns) / 1e9

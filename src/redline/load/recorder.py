@@ -27,6 +27,8 @@ class Recorder:
         "bytes_in",
         "finished",
         "errors",
+        "answered",
+        "responses",
         "recent",
     )
 
@@ -41,6 +43,8 @@ class Recorder:
         self.bytes_in = array("i", [0]) * n
         self.finished = 0
         self.errors = 0
+        self.answered = 0  # responses with status < 400
+        self.responses = 0  # responses of any status: the target is alive
         # Rows answered since the last progress report (live display and early stop).
         self.recent: list[int] = []
 
@@ -53,6 +57,10 @@ class Recorder:
         self.finished += 1
         if outcome:
             self.errors += 1
+        else:
+            self.answered += 1
+        if status:
+            self.responses += 1
         self.recent.append(row)
 
     def mark_unsent(self, rows, outcome: int) -> int:

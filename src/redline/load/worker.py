@@ -193,14 +193,14 @@ class WorkerRun:
         rows, done, outcome = self.rec.take_recent()
         try:
             self.pipe.send(
-                ("progress", self.spec.index, now, self.next_row, self.rec.finished, self.rec.errors, rows, done, outcome)
+                ("progress", self.spec.index, now, self.next_row, self.rec.answered, self.rec.errors, rows, done, outcome)
             )
         except OSError:
             self._stop("the controlling process went away")
 
     def _watch_target(self, now: int) -> None:
         """Abandon the run when the target is gone: only failed connects, no answer, for a while."""
-        ok_count = self.rec.finished - self.rec.errors
+        ok_count = self.rec.responses
         if ok_count != self.last_ok_count or self.pool.busy:
             self.last_ok_count = ok_count
             self.last_ok_ns = now
