@@ -130,6 +130,11 @@ class Pool:
     def open_count(self) -> int:
         return len(self.idle) + len(self.busy) + self.opening
 
+    @property
+    def saturated(self) -> bool:
+        """No idle connection and no room for another: a new request can only queue."""
+        return not self.idle and len(self.busy) + self.opening >= self.cap
+
     def dispatch(self, row: int, now: int) -> None:
         """Send `row` now if a connection is free, open one if allowed, else queue it."""
         if self.idle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from bisect import bisect_right
 import resource
 import signal
 import time
@@ -29,6 +30,7 @@ TICK_S = 0.1  # housekeeping: timeouts, timeline
 PROGRESS_EVERY = 5  # ticks between progress reports
 DEATH_AFTER_NS = 2_000_000_000  # no response and only failed connects for this long: target gone
 DEATH_MIN_FAILURES = 10
+SATURATED_WAKE_NS = 200_000
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ class WorkerRun:
         i, n = self.next_row, self.n
         now = monotonic_ns()
         while i < n and intended[i] <= now:
+            if pool.saturated:
+                i = self._queue_due(i, now)
+                break
             dispatched[i] = now
             pool.dispatch(i, now)
             i += 1
@@ -145,7 +150,21 @@ class WorkerRun:
                 now = monotonic_ns()
         self.next_row = i
         if i < n:
-            self.timer.arm_at(intended[i])
+            due = intended[i]
+            if pool.saturated:
+                # Every connection is busy: rows only join the queue, so wake up at most
+                # every SATURATED_WAKE_NS instead of once per row (offered far above what
+                # the target answers, per-row wake-ups would eat the generator's CPU).
+                due = max(due, now + SATURATED_WAKE_NS)
+            self.timer.arm_at(due)
+
+    def _queue_due(self, i: int, now: int) -> int:
+        """All rows due by `now` join the backlog at once; returns the next row."""
+        j = bisect_right(self.rec.intended, now, i, self.n)
+        np.frombuffer(self.rec.dispatched, dtype=np.int64)[i:j] = now
+        self.pool.backlog.extend(range(i, j))
+        self.pool.cap_hits += j - i
+        return j
 
     # -- housekeeping --
 
