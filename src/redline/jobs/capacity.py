@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +230,3 @@ def _record(index, step: Step, warmup, window, result: LoadResult, verdict: Verd
         "generator_cpu_pct": groups.get("generator"),
         "dir": rel,
     }
-
-
-def with_protocol(req: CapacityRequest, protocol: SearchProtocol) -> CapacityRequest:
-    return replace(req, protocol=protocol)
