@@ -38,6 +38,12 @@ class _Display(CapacityHooks):
         if self.bar is not None:
             self.bar.update(p)
 
+    def settled(self, r) -> None:
+        if r.waited_s >= 0.5 or not r.settled:
+            state = "drained" if r.settled else "[yellow]still slow[/yellow]"
+            last = "—" if r.last_ms is None else f"{r.last_ms:.1f} ms"
+            err_console.print(f"   [dim]waited {r.waited_s:.1f} s for the target to drain the last probe's backlog ({state}; last single request {last})[/dim]")
+
     def probe_finished(self, r: ProbeReport) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
