@@ -59,3 +59,17 @@ def test_command_line_redaction():
     )
     assert "abc123" not in line and "s3cret" not in line and "t0k" not in line and "pw" not in line
     assert "http://x/" in line
+
+
+def test_a_run_stopped_in_warm_up_is_summarised_over_its_warm_up():
+    from redline.analysis.run_summary import summarize, warmup_summary
+
+    s = make()
+    s = Samples(**{**s.__dict__, "measure_from_ns": 20_000_000})  # every row is in the warm-up
+    assert summarize(s, 0.0, 100.0)["achieved_rps"] == 0.0
+    w = warmup_summary(s, stopped_at_ns=19_000_000, offered_rate=100.0)
+    # 9 ms from the start: all 5 rows scheduled, the two 200s (done at ~15 and ~16 ms) count
+    assert w is not None and w["window_s"] == 0.009 and w["scheduled"] == 5
+    assert w["achieved_rps"] == round(2 / 0.009, 3) and w["latency_ms"]["p50"] > 0
+    assert warmup_summary(s, stopped_at_ns=25_000_000, offered_rate=100.0) is None  # stopped after warm-up
+    assert warmup_summary(s, stopped_at_ns=0, offered_rate=100.0) is None  # not stopped

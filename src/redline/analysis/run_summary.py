@@ -19,7 +19,7 @@ def latency_percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
     return out
 
 
-def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
+def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: int | None = None) -> dict:
     """Figures over the measurement window.
 
     - offered_rps: rows scheduled in the window / window length;
@@ -28,8 +28,11 @@ def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
     - latency (from intended send time) and service time (from actual send), over rows
       scheduled in the window that got a response;
     - outcomes: every row of the window is counted exactly once.
+
+    start_ns moves the window's start (default: the end of the warm-up), e.g. to describe
+    the warm-up of a probe stopped before its window began.
     """
-    start = samples.measure_from_ns
+    start = samples.measure_from_ns if start_ns is None else start_ns
     end = start + int(window_s * 1e9)
     # Rows scheduled inside the window (a probe stopped early has a shorter one).
     m = samples.select((samples.intended_ns >= start) & (samples.intended_ns < end))
@@ -64,3 +67,12 @@ def summarize(samples: Samples, window_s: float, offered_rate: float) -> dict:
         "service_ms": latency_percentiles_ms(m.service_ns[completed]),
         "bytes_in": int(m.bytes_in.sum()),
     }
+
+
+def warmup_summary(samples: Samples, stopped_at_ns: int, offered_rate: float) -> dict | None:
+    """Figures of a run stopped during its warm-up (its window is empty), from its start
+    to the stop, so that it is not shown as having achieved nothing. None otherwise."""
+    if not stopped_at_ns or stopped_at_ns > samples.measure_from_ns or not len(samples):
+        return None
+    window = max(0.0, (stopped_at_ns - samples.start_ns) / 1e9)
+    return summarize(samples, window, offered_rate, start_ns=samples.start_ns)

@@ -48,9 +48,11 @@ class _Display(CapacityHooks):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
-        s = r.summary
+        s = r.warmup_summary or r.summary
         lat = s.get("latency_ms", {})
         figures = f"achieved {s['achieved_rps']:,.1f}/s"
+        if r.warmup_summary:
+            figures = f"stopped in warm-up after {s['window_s']:.1f} s: {figures}"
         if lat:
             figures += f", p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
         if s["errors"]:
@@ -147,7 +149,8 @@ def capacity_command(
 def _probe_rows(doc: dict) -> list[dict]:
     rows = []
     for p in doc["probes"]:
-        s = p["summary"]
+        # A probe stopped during its warm-up has an empty window: show its warm-up instead.
+        s = p.get("warmup_summary") or p["summary"]
         rows.append(
             {
                 "rate": p["rate"],
@@ -162,9 +165,16 @@ def _probe_rows(doc: dict) -> list[dict]:
                 "generator_cpu_pct": p["generator_cpu_pct"],
                 "target_cpu_pct": p["target_cpu_pct"],
                 "stopped_early": p["stopped_early"],
+                "stopped_in_warmup": bool(p.get("warmup_summary")),
             }
         )
     return rows
+
+
+def _stop_note(row: dict) -> str:
+    if row["stopped_in_warmup"]:
+        return " (stopped in warm-up)"
+    return " (early stop)" if row["stopped_early"] else ""
 
 
 def _print_result(doc: dict, path: Path) -> None:
@@ -177,7 +187,7 @@ def _print_result(doc: dict, path: Path) -> None:
         table.add_row(
             str(p["index"] + 1),
             f"{row['rate']:g}",
-            f"{'full' if row['full'] else 'short'}{' (early stop)' if row['stopped_early'] else ''}",
+            f"{'full' if row['full'] else 'short'}{_stop_note(row)}",
             f"[{colour}]{row['verdict']}[/{colour}]",
             f"{row['achieved_rps']:,.1f}",
             _ms(lat["p50"]),

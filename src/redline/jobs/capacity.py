@@ -19,7 +19,7 @@ import numpy as np
 from redline.analysis.bottleneck import single_threaded_bottlenecks
 from redline.analysis.degradation import Verdict, early_stop, judge
 from redline.analysis.protocols import SearchProtocol
-from redline.analysis.run_summary import summarize
+from redline.analysis.run_summary import summarize, warmup_summary
 from redline.analysis.search import ProbeRecord, SearchOutcome, Step, next_step
 from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
 from redline.load.request import RequestTemplate, Target
@@ -58,6 +58,7 @@ class ProbeReport:
     verdict: Verdict
     summary: dict
     stopped_early: str | None
+    warmup_summary: dict | None = None  # set when the probe stopped before its window
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ def run_capacity(
             achieved = record["summary"]["achieved_rps"] if record["summary"]["window_s"] > 0 else None
             history.append(ProbeRecord(step.rate, step.phase, step.full, verdict.state, step.attempt, achieved))
             folder.write_json(doc)
-            hooks.probe_finished(ProbeReport(index, step, verdict, record["summary"], result.stopped_early))
+            hooks.probe_finished(
+                ProbeReport(index, step, verdict, record["summary"], result.stopped_early, record["warmup_summary"])
+            )
     finally:
         series = monitor.stop()
         series.save(folder.path / MONITOR)
@@ -246,8 +249,10 @@ def _record(index, step: Step, warmup, window, result: LoadResult, verdict: Verd
         "stopped_early": result.stopped_early,
         "verdict": verdict.to_dict(),
         "summary": summarize(result.samples, result.window_s(window), step.rate),
+        "warmup_summary": warmup_summary(result.samples, result.stopped_at_ns, step.rate),
         "health": result.health.to_dict(),
         "target_cpu_pct": groups.get("target"),
         "generator_cpu_pct": groups.get("generator"),
         "dir": rel,
     }
+

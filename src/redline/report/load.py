@@ -283,7 +283,8 @@ def _capacity_probes(path: Path, doc: dict[str, Any], missing: list[str]) -> tup
                 ended_ns=_int(rec.get("ended_ns")),
                 stopped_early=rec.get("stopped_early") or None,
                 verdict=VerdictView.from_dict(rec.get("verdict")),
-                summary=rec.get("summary") if isinstance(rec.get("summary"), dict) else {},
+                # A probe stopped in its warm-up has an empty window; its warm-up figures stand in.
+                summary=next((v for v in (rec.get("warmup_summary"), rec.get("summary")) if isinstance(v, dict)), {}),
                 health=HealthView.from_dict(rec.get("health")),
                 target_cpu_pct=_num(rec.get("target_cpu_pct")),
                 generator_cpu_pct=_num(rec.get("generator_cpu_pct")),
