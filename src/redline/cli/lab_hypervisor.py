@@ -1,0 +1,60 @@
+"""`redline lab hypervisor up|down|status`: a real libvirtd + QEMU lab with a guest image and network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from redline.cli.app import lab_app
+from redline.cli.options import err_console, out_console
+
+hv_app = typer.Typer(help="A real libvirtd + QEMU (TCG) lab: daemons, micro-VM image, guest network namespace.", no_args_is_help=True)
+lab_app.add_typer(hv_app, name="hypervisor")
+
+STATE_DIR = typer.Option(None, "--state-dir", help="Lab state (image, keys, pid files); default $REDLINE_LAB_DIR or /var/lib/redline/hypervisor.")
+
+
+@hv_app.command("up")
+def up_command(
+    state_dir: Optional[Path] = STATE_DIR,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the guest image even if a cached one exists."),
+    virt: str = typer.Option("auto", "--virt", help="auto (probe KVM with a timeout, else TCG), kvm or qemu (TCG)."),
+) -> None:
+    """Start virtlogd/libvirtd, build the guest image, probe KVM, create the lab network."""
+    from redline.lab import hypervisor
+
+    err_console.print("starting libvirtd, building or reusing the guest image, probing KVM…")
+    st = hypervisor.up(state_dir, rebuild=rebuild, virt=virt)
+    out_console.print(f"hypervisor lab up: {st.uri}, domain type {st.virt_type} ({st.kvm_note})")
+    out_console.print(f"guest image: kernel {st.image.kernel_version}, {st.image.initrd} ({st.image.initrd.stat().st_size / 1e6:.1f} MB)")
+    out_console.print(f"guest network: namespace {st.network} (bridge rlbr0, dnsmasq); ssh key {st.image.private_key}")
+
+
+@hv_app.command("down")
+def down_command(state_dir: Optional[Path] = STATE_DIR) -> None:
+    """Remove storm leftovers, the lab network, and stop the daemons the lab started."""
+    from redline.lab import hypervisor
+
+    done = hypervisor.down(state_dir)
+    for line in done:
+        out_console.print(line)
+    out_console.print("hypervisor lab down" if done else "nothing to stop")
+
+
+@hv_app.command("status")
+def status_command(
+    state_dir: Optional[Path] = STATE_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Say what is running: daemons, image, virtualisation type, namespaces, redline domains."""
+    from redline.lab import hypervisor
+
+    st = hypervisor.status(state_dir)
+    if as_json:
+        print(json.dumps(st, indent=2))
+        return
+    for k, v in st.items():
+        out_console.print(f"{k:20} {v}")
