@@ -32,7 +32,7 @@ def storm_command(
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."),
-    keep_console: bool = typer.Option(False, "--keep-console", help="Keep each guest's serial console log in the run folder."),
+    keep_console: bool = typer.Option(False, "--keep-console", help="Keep each guest's serial console log under RESULTS/console-<run id>/."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Launch COUNT instances, time requested → running → ping → ssh → deleted for each, clean up."""

@@ -39,10 +39,10 @@ mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 for m in {modules}; do insmod /lib/modules/$m.ko; done
 ip link set lo up
 ip link set eth0 up
-echo GUEST-BOOTED
+echo "GUEST-BOOTED $(cut -d" " -f1 /proc/uptime)"
 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -f >/dev/console 2>&1 &
 dropbear -r /etc/dropbear/host_key -p 22 -P /var/run/dropbear.pid -E
-echo GUEST-UP
+echo "GUEST-UP $(cut -d" " -f1 /proc/uptime)"
 while true; do sleep 3600; done
 """
 
@@ -52,7 +52,7 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
-    echo "GUEST-IP $ip" ;;
+    echo "GUEST-IP $ip $(cut -d" " -f1 /proc/uptime)" ;;
 esac
 exit 0
 """

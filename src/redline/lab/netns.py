@@ -131,12 +131,28 @@ class GuestNetwork:
         try:
             pid = int(self.pidfile.read_text().split()[0])
         except (OSError, ValueError, IndexError):
-            return None
+            pids = self._dnsmasq_by_cmdline()
+            return pids[0] if pids else None
         try:
             with open(f"/proc/{pid}/comm") as fh:
                 return pid if fh.read().strip() == "dnsmasq" else None
         except OSError:
             return None
+
+    def _dnsmasq_by_cmdline(self) -> list[int]:
+        """dnsmasq processes serving this namespace, found by their pid-file argument.
+
+        For a state directory that was lost or given differently: the pid-file name
+        carries the namespace's name, whatever directory it is in.
+        """
+        import psutil
+
+        tail = f"/{self.name}.dnsmasq.pid"
+        out = []
+        for p in psutil.process_iter(["name", "cmdline"]):
+            if p.info["name"] == "dnsmasq" and any(a.startswith("--pid-file=") and a.endswith(tail) for a in p.info["cmdline"] or ()):
+                out.append(p.pid)
+        return out
 
     def adopt_tap(self, tap: str) -> None:
         """Move a tap device from the host namespace into this one and plug it into the bridge."""
@@ -152,15 +168,19 @@ class GuestNetwork:
 
     def down(self) -> None:
         """Stop dnsmasq and delete the namespace (its bridge and any taps still in it go too)."""
+        pids = set(self._dnsmasq_by_cmdline())
         pid = self.dnsmasq_pid()
         if pid is not None:
+            pids.add(pid)
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + 5
-            while self.dnsmasq_pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = {p for p in pids if os.path.exists(f"/proc/{p}") and _not_zombie(p)}
+            time.sleep(0.05)
         for tap in self.taps():
             _ip("-n", self.name, "link", "del", tap)
         if self.exists():
@@ -171,6 +191,14 @@ class GuestNetwork:
     def socket_in(self, family: int, type_: int, proto: int = 0) -> socket.socket:
         """A socket opened inside the namespace (usable from any thread afterwards)."""
         return socket_in_netns(self.name, family, type_, proto)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def socket_in_netns(name: str, family: int, type_: int, proto: int = 0) -> socket.socket:

@@ -163,9 +163,10 @@ def cleanup_run(uri: str, state_dir: Path, run_id: str | None) -> list[str]:
                 name = dom.name()
                 if not name.startswith(prefix) or name == PREFIX + "lab":
                     continue
+                persistent = dom.isPersistent()  # asked first: a destroyed transient domain no longer exists
                 if dom.isActive():
                     dom.destroy()
-                if dom.isPersistent():
+                if persistent:
                     dom.undefine()
                 done.append(f"removed domain {name}")
             except libvirt.libvirtError:

@@ -77,6 +77,8 @@ def run_storm(
             can_ping = pinger is not None
             if not can_ping:
                 skipped.append("ping")
+        if not plan.ping:
+            skipped.append("ping")
         if not plan.ssh:
             skipped.append("ssh")
         addresses = {s.index: driver.address(s) for s in specs}

@@ -1,0 +1,159 @@
+"""Boot storms on a real hypervisor lab: libvirtd + QEMU (TCG) + micro-VMs in a network namespace.
+
+The module starts the lab from an empty state directory (`redline lab hypervisor up`: image
+build, KVM probe, daemons), runs storms through the CLI, and checks that nothing of a run
+is left afterwards: no domain, no tap device, no namespace, no dnsmasq.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import assert_one_line_error
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the hypervisor lab needs root"),
+    pytest.mark.skipif(shutil.which("libvirtd") is None or shutil.which("qemu-system-x86_64") is None, reason="libvirt/QEMU not installed"),
+]
+
+
+def redline(*args: str, state_dir: Path, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, REDLINE_LAB_DIR=str(state_dir))
+    return subprocess.run([sys.executable, "-m", "redline", *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=env, cwd=cwd)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    state = tmp_path_factory.mktemp("hv-lab")
+    up = redline("lab", "hypervisor", "up", state_dir=state, timeout=600)
+    assert up.returncode == 0, up.stderr
+    assert "hypervisor lab up" in up.stdout
+    yield state
+    down = redline("lab", "hypervisor", "down", state_dir=state)
+    assert down.returncode == 0, down.stderr
+    assert not [n for n in _namespaces() if n.startswith("redline-")]
+
+
+def _domains() -> list[str]:
+    r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
+    return [n for n in r.stdout.split() if n]
+
+
+def _namespaces() -> list[str]:
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    return [l.split()[0] for l in r.stdout.splitlines() if l.strip()]
+
+
+def _leftovers(run_id: str) -> dict[str, list]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, timeout=10).stdout
+    dnsmasq = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "dnsmasq" and f"redline-{run_id}" in " ".join(p.info["cmdline"] or ()):
+            dnsmasq.append(p.pid)
+    return {
+        "domains": [d for d in _domains() if d.startswith(f"redline-{run_id}-")],
+        "taps": re.findall(rf"\brl{run_id}-\d+", links),
+        "namespaces": [n for n in _namespaces() if n == f"redline-{run_id}"],
+        "dnsmasq": dnsmasq,
+    }
+
+
+def test_lab_status_reports_tcg_and_the_lab_network(lab):
+    r = redline("lab", "hypervisor", "status", "--json", state_dir=lab)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["up"] and st["libvirtd_answering"]
+    assert st["virt_type"] in ("qemu", "kvm") and st["dnsmasq_pid"]
+    assert "redline-lab" in st["namespaces"]
+
+
+def test_storm_8_every_instance_reaches_ssh_and_nothing_is_left(lab, tmp_path):
+    t0 = time.monotonic()
+    r = redline("storm", "--driver", "libvirt", "--count", "8", "--json", "--results", str(tmp_path), state_dir=lab, timeout=400)
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["count"] == 8 and out["failed"] == 0
+    assert out["reached"] == {m: 8 for m in ("requested", "running", "ping", "ssh", "delete_requested", "gone")}
+    phases = {p["phase"]: p for p in out["phases"]}
+    for name in ("create", "ping", "ssh", "delete"):
+        assert phases[name]["count"] == 8, name
+        assert 0 < phases[name]["min_s"] <= phases[name]["median_s"] <= phases[name]["p90_s"] <= phases[name]["max_s"] < wall
+    assert out["first_active_s"] <= out["last_active_s"] <= out["last_ssh_s"] <= out["total_s"] < wall
+    run_dir = Path(out["run_dir"])
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["status"] == "complete" and doc["command"] == "storm"
+    # the SSH command really ran in each guest: it printed the guest's uptime
+    assert all(re.fullmatch(r"\d+\.\d+ \d+\.\d+", i["ssh_output"]) for i in doc["instances"])
+    for f in ("phases.npz", "monitor.npz", "report.html", "png/phases.png", "png/timeline.png"):
+        assert (run_dir / f).stat().st_size > 0, f
+    assert _leftovers(out["run_id"]) == {"domains": [], "taps": [], "namespaces": [], "dnsmasq": []}
+
+
+def test_sigint_during_a_storm_removes_every_domain_within_30_s(lab, tmp_path):
+    env = dict(os.environ, REDLINE_LAB_DIR=str(lab))
+    proc = subprocess.Popen([sys.executable, "-m", "redline", "storm", "--count", "6", "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+    run_id = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        ours = [d for d in _domains() if re.fullmatch(r"redline-[0-9a-f]{8}-\d+", d)]
+        if len(ours) >= 2:
+            run_id = ours[0].split("-")[1]
+            break
+        time.sleep(0.2)
+    assert run_id is not None, "the storm never started a domain"
+    proc.send_signal(signal.SIGINT)
+    t_int = time.monotonic()
+    gone_at = None
+    while time.monotonic() - t_int < 30:
+        if not _leftovers(run_id)["domains"]:
+            gone_at = time.monotonic() - t_int
+            break
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=60)
+    assert gone_at is not None, "domains of the interrupted storm still exist 30 s after SIGINT"
+    assert proc.returncode == 130, err[-1500:]
+    assert "Traceback" not in err and "interrupted" in err
+    assert _leftovers(run_id) == {"domains": [], "taps": [], "namespaces": [], "dnsmasq": []}
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.endswith("storm-libvirt-6")]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_storm_cleanup_removes_leftovers_of_a_run(lab):
+    from redline.lab.hypervisor import require_state
+    from redline.storm.libvirt_driver import LibvirtDriver
+
+    run_id = os.urandom(4).hex()
+    driver = LibvirtDriver(require_state(lab), run_id)
+    specs = driver.specs(2)
+    driver.prepare(specs)
+    for s in specs:
+        driver.launch(s)  # a storm that died without cleaning up
+    left = _leftovers(run_id)
+    assert len(left["domains"]) == 2 and left["namespaces"] and left["dnsmasq"]
+    r = redline("storm", "cleanup", run_id, state_dir=lab)
+    assert r.returncode == 0, r.stderr
+    assert f"removed domain redline-{run_id}-0" in r.stdout
+    assert _leftovers(run_id) == {"domains": [], "taps": [], "namespaces": [], "dnsmasq": []}
+
+
+def test_bad_input_is_one_line(lab, tmp_path):
+    assert "run id" in assert_one_line_error(redline("storm", "cleanup", "nope", state_dir=lab))
+    assert "--count" in assert_one_line_error(redline("storm", "--count", "0", state_dir=lab))
+    assert "--driver" in assert_one_line_error(redline("storm", "--driver", "xen", state_dir=lab))
+    err = assert_one_line_error(redline("storm", "--count", "1", state_dir=tmp_path / "no-lab"))
+    assert "lab hypervisor up" in err
