@@ -100,7 +100,11 @@ def test_storm_8_every_instance_reaches_ssh_and_nothing_is_left(lab, tmp_path):
     assert all(re.fullmatch(r"\d+\.\d+ \d+\.\d+", i["ssh_output"]) for i in doc["instances"])
     for f in ("phases.npz", "monitor.npz", "report.html", "png/phases.png", "png/timeline.png"):
         assert (run_dir / f).stat().st_size > 0, f
+    consoles = sorted((run_dir / "console").glob("*.console.log"))
+    assert len(consoles) == 8 and all("GUEST-UP" in c.read_text() for c in consoles)
     assert _leftovers(out["run_id"]) == {"domains": [], "taps": [], "namespaces": [], "dnsmasq": []}
+    rep = redline("report", str(run_dir), state_dir=lab)
+    assert rep.returncode == 0 and "phases.png" in rep.stdout, rep.stderr
 
 
 def test_sigint_during_a_storm_removes_every_domain_within_30_s(lab, tmp_path):

@@ -32,7 +32,6 @@ def storm_command(
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."),
-    keep_console: bool = typer.Option(False, "--keep-console", help="Keep each guest's serial console log under RESULTS/console-<run id>/."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Launch COUNT instances, time requested → running → ping → ssh → deleted for each, clean up."""
@@ -50,7 +49,7 @@ def storm_command(
     if not 64 <= memory <= 4096:
         raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
     run_id = new_run_id()
-    drv, specs, target = _driver(driver, run_id, plan, state_dir, results, keep_console)
+    drv, specs, target = _driver(driver, run_id, plan, state_dir)
     err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
     bars = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=30), TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
                     TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
@@ -60,8 +59,14 @@ def storm_command(
         for m, _ in BARS:
             bars.update(tasks[m], completed=p.reached[m])
 
+    def keep_consoles(folder) -> None:
+        # Serial consoles go into the run folder (a few kB each): a guest that never answered
+        # can be diagnosed afterwards.
+        if hasattr(drv, "keep_logs") and drv.keep_logs is None:
+            drv.keep_logs = folder.path.resolve() / "console"
+
     with bars:
-        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress)
+        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress, on_folder=keep_consoles)
     _report(outcome)
     report = write_report_storm(outcome.folder.path)
     if as_json:
@@ -92,14 +97,13 @@ def write_report_storm(run_dir: Path) -> Path | None:
         return None
 
 
-def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], results: Path, keep_console: bool):
+def _driver(name: str, run_id: str, plan, state_dir: Optional[Path]):
     if name == "libvirt":
         from redline.lab.hypervisor import require_state
         from redline.storm.libvirt_driver import LibvirtDriver
 
         state = require_state(state_dir)
-        logs = (results / f"console-{run_id}") if keep_console else None
-        drv = LibvirtDriver(state, run_id, memory_mib=plan.memory_mib, keep_logs=logs)
+        drv = LibvirtDriver(state, run_id, memory_mib=plan.memory_mib)
         target = {"kind": "hypervisor-lab", "uri": state.uri, "virt_type": state.virt_type, "kernel": state.image.kernel_version}
         return drv, drv.specs(plan.count), target
     if name == "openstack":
