@@ -33,6 +33,10 @@ def storm_command(
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cloud: Optional[str] = typer.Option(None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD)."),
+    image: Optional[str] = typer.Option(None, "--image", help="openstack: image id (default $REDLINE_IMAGE)."),
+    flavor: Optional[str] = typer.Option(None, "--flavor", help="openstack: flavor id (default $REDLINE_FLAVOR)."),
+    network: Optional[str] = typer.Option(None, "--network", help="openstack: network id (default: auto-allocated)."),
 ) -> None:
     """Launch COUNT instances, time requested → running → ping → ssh → deleted for each, clean up."""
     if ctx.invoked_subcommand is not None:
@@ -49,7 +53,7 @@ def storm_command(
     if not 64 <= memory <= 4096:
         raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
     run_id = new_run_id()
-    drv, specs, target = _driver(driver, run_id, plan, state_dir)
+    drv, specs, target = _driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
     err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
     bars = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=30), TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
                     TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
@@ -97,7 +101,7 @@ def write_report_storm(run_dir: Path) -> Path | None:
         return None
 
 
-def _driver(name: str, run_id: str, plan, state_dir: Optional[Path]):
+def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], os_args: tuple = (None, None, None, None)):
     if name == "libvirt":
         from redline.lab.hypervisor import require_state
         from redline.storm.libvirt_driver import LibvirtDriver
@@ -109,7 +113,7 @@ def _driver(name: str, run_id: str, plan, state_dir: Optional[Path]):
     if name == "openstack":
         from redline.storm.openstack_driver import open_driver
 
-        return open_driver(run_id, plan)
+        return open_driver(run_id, plan, *os_args)
     raise UserError(f"--driver must be libvirt or openstack, not {name!r}")
 
 

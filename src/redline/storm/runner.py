@@ -82,6 +82,8 @@ def run_storm(
         if not plan.ssh:
             skipped.append("ssh")
         addresses = {s.index: driver.address(s) for s in specs}
+        if addresses and all(a is None for a in addresses.values()):
+            skipped += [p for p in ("ping", "ssh") if p not in skipped]
         if any(a is None for a in addresses.values()):
             notes.append("some instances have no address reachable from here: their ping and ssh phases are skipped")
 
