@@ -161,3 +161,17 @@ def test_bad_input_is_one_line(lab, tmp_path):
     assert "--driver" in assert_one_line_error(redline("storm", "--driver", "xen", state_dir=lab))
     err = assert_one_line_error(redline("storm", "--count", "1", state_dir=tmp_path / "no-lab"))
     assert "lab hypervisor up" in err
+
+
+def test_scale_fits_usl_and_amdahl_on_real_storms(lab, tmp_path):
+    r = redline("scale", "--driver", "libvirt", "--counts", "1,2,3", "--json", "--results", str(tmp_path), state_dir=lab, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert [p["n"] for p in out["points"]] == [1, 2, 3]
+    assert all(p["t_s"] > 0 for p in out["points"])
+    usl = out["usl"]
+    assert 0 <= usl["sigma"]["low"] <= usl["sigma"]["value"] <= usl["sigma"]["high"] <= 1
+    assert usl["kappa"]["value"] >= 0 and out["amdahl"]["kappa"] is None
+    assert len(out["sentences"]) == 2 and "as long as 1" in out["sentences"][0]
+    assert (Path(out["run_dir"]) / "png" / "scale.png").stat().st_size > 0
+    assert not [d for d in _domains() if d.startswith("redline-") and d != "redline-lab"]
