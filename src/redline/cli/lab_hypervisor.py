@@ -22,13 +22,28 @@ def up_command(
     state_dir: Optional[Path] = STATE_DIR,
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the guest image even if a cached one exists."),
     virt: str = typer.Option("auto", "--virt", help="auto (probe KVM with a timeout, else TCG), kvm or qemu (TCG)."),
+    max_workers: Optional[int] = typer.Option(None, "--max-workers", help="libvirtd.conf max_workers (libvirt's default: 20)."),
+    max_client_requests: Optional[int] = typer.Option(
+        None, "--max-client-requests", help="libvirtd.conf max_client_requests: calls in flight per client (libvirt's default: 5)."),
+    cgroups: bool = typer.Option(True, "--cgroups/--no-cgroups", help="Place guests in cgroups (qemu.conf cgroup_controllers; off: [ ])."),
+    security_driver: str = typer.Option("none", "--security-driver", help="qemu.conf security_driver: none, apparmor or selinux."),
+    memory: int = typer.Option(112, "--memory", help="Guest memory, MiB: the storms' default."),
 ) -> None:
-    """Start virtlogd/libvirtd, build the guest image, probe KVM, create the lab network."""
-    from redline.lab import hypervisor
+    """Start virtlogd/libvirtd, build the guest image, probe KVM, create the lab network.
 
+    Every run sets all the knobs: one left out returns to libvirt's default. A changed knob restarts the libvirtd the lab started (it reads its config only at start).
+    """
+    from redline.lab import hypervisor
+    from redline.lab.knobs import LabKnobs
+
+    knobs = LabKnobs(max_workers, max_client_requests, cgroups, security_driver, memory, virt)
     err_console.print("starting libvirtd, building or reusing the guest image, probing KVM…")
-    st = hypervisor.up(state_dir, rebuild=rebuild, virt=virt)
+    st = hypervisor.up(state_dir, rebuild=rebuild, knobs=knobs)
     out_console.print(f"hypervisor lab up: {st.uri}, domain type {st.virt_type} ({st.kvm_note})")
+    k = st.knobs
+    out_console.print(f"libvirtd: max_workers {k.max_workers or 'default (20)'}, max_client_requests {k.max_client_requests or 'default (5)'}"
+                      f"{'' if st.libvirtd_owned else ' (not started by the lab: its own config)'}; "
+                      f"guests: cgroups {'on' if k.cgroups else 'off'}, security driver {k.security_driver}, memory {k.memory_mib} MiB")
     out_console.print(f"guest image: kernel {st.image.kernel_version}, {st.image.initrd} ({st.image.initrd.stat().st_size / 1e6:.1f} MB)")
     out_console.print(f"guest network: namespace {st.network} (bridge rlbr0, dnsmasq); ssh key {st.image.private_key}")
 

@@ -26,7 +26,7 @@ def storm_command(
     driver: str = typer.Option("libvirt", "--driver", help="libvirt (the hypervisor lab) or openstack."),
     count: int = typer.Option(8, "--count", "-n", help="Instances to launch."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="Launch requests in flight at once (default: all)."),
-    memory: int = typer.Option(112, "--memory", help="Guest memory, MiB (libvirt)."),
+    memory: Optional[int] = typer.Option(None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."),
     poll_interval: float = typer.Option(0.5, "--poll-interval", help="Seconds between the shared status polls."),
     instance_timeout: float = typer.Option(300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."),
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
@@ -46,12 +46,14 @@ def storm_command(
 
     if count < 1 or count > 500:
         raise UserError(f"--count must be 1..500 (got {count})")
+    if memory is not None and not 64 <= memory <= 4096:
+        raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
+    if memory is None:
+        memory = lab_memory(driver, state_dir)
     try:
         plan = StormPlan(count, concurrency or count, poll_interval, instance_timeout, timeout, memory)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if not 64 <= memory <= 4096:
-        raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
     run_id = new_run_id()
     drv, specs, target = _driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
     err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
@@ -101,6 +103,15 @@ def write_report_storm(run_dir: Path) -> Path | None:
         return None
 
 
+def lab_memory(driver: str, state_dir: Optional[Path]) -> int:
+    """The guest memory the hypervisor lab was brought up with (112 MiB for other drivers)."""
+    if driver != "libvirt":
+        return 112
+    from redline.lab.hypervisor import require_state
+
+    return require_state(state_dir).knobs.memory_mib
+
+
 def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], os_args: tuple = (None, None, None, None)):
     if name == "libvirt":
         from redline.lab.hypervisor import require_state
@@ -108,8 +119,7 @@ def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], os_args: tu
 
         state = require_state(state_dir)
         drv = LibvirtDriver(state, run_id, memory_mib=plan.memory_mib)
-        target = {"kind": "hypervisor-lab", "uri": state.uri, "virt_type": state.virt_type, "kernel": state.image.kernel_version}
-        return drv, drv.specs(plan.count), target
+        return drv, drv.specs(plan.count), state.describe()
     if name == "openstack":
         from redline.storm.openstack_driver import open_driver
 

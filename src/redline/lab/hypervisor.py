@@ -20,7 +20,8 @@ from pathlib import Path
 
 from redline.errors import UserError
 from redline.lab.image import GuestImage, build_image
-from redline.lab.libvirtd import URI, LibvirtDaemons, _alive
+from redline.lab.knobs import LabKnobs
+from redline.lab.libvirtd import QEMU_CONF, URI, LibvirtDaemons, _alive
 from redline.lab.netns import PREFIX, GuestNetwork, list_namespaces
 
 LAB_NETNS = PREFIX + "lab"
@@ -42,10 +43,19 @@ class LabState:
     image: GuestImage
     network: str
     started_pids: dict[str, int]
+    knobs: LabKnobs = LabKnobs()
+    libvirtd_owned: bool = True  # False: a libvirtd already answering was reused, its config is its own
 
     def to_dict(self) -> dict:
         return {"uri": self.uri, "virt_type": self.virt_type, "kvm_note": self.kvm_note, "image": self.image.to_dict(),
-                "network": self.network, "started_pids": self.started_pids}  # fmt: skip
+                "network": self.network, "started_pids": self.started_pids, "knobs": self.knobs.to_dict(),
+                "libvirtd_owned": self.libvirtd_owned}  # fmt: skip
+
+    def describe(self) -> dict:
+        """What a storm's run.json records about the lab it ran on."""
+        return {"kind": "hypervisor-lab", "uri": self.uri, "virt_type": self.virt_type, "kvm_note": self.kvm_note,
+                "kernel": self.image.kernel_version, "knobs": self.knobs.to_dict(),
+                "libvirtd_owned": self.libvirtd_owned}  # fmt: skip
 
     def save(self) -> None:
         path = self.state_dir / STATE_FILE
@@ -62,8 +72,9 @@ def load_state(state_dir: Path | None = None) -> LabState | None:
     try:
         d = json.loads(path.read_text())
         return LabState(state_dir, d["uri"], d["virt_type"], d.get("kvm_note", ""), GuestImage.from_dict(d["image"]),
-                        d["network"], {k: int(v) for k, v in d.get("started_pids", {}).items()})  # fmt: skip
-    except (OSError, ValueError, KeyError) as exc:
+                        d["network"], {k: int(v) for k, v in d.get("started_pids", {}).items()},
+                        LabKnobs.from_dict(d.get("knobs", {})), bool(d.get("libvirtd_owned", True)))  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, UserError) as exc:
         raise UserError(f"cannot read the hypervisor lab state {path}: {exc}") from None
 
 
@@ -107,30 +118,60 @@ def probe_kvm(image: GuestImage, timeout_s: float = 8.0) -> tuple[str, str]:
         proc.wait()
 
 
-def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto") -> LabState:
+# Where a security driver's kernel side shows itself; without it libvirtd would refuse to start.
+_SECURITY_PROBES = {"apparmor": "/sys/kernel/security/apparmor", "selinux": "/sys/fs/selinux/enforce"}
+
+
+def check_security_driver(name: str) -> None:
+    probe = _SECURITY_PROBES.get(name)
+    if probe is not None and not os.path.exists(probe):
+        raise UserError(f"security driver {name} is not available on this host (no {probe}); use --security-driver none")
+
+
+def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto", knobs: LabKnobs | None = None) -> LabState:
+    """Start (or reconfigure) the lab. `knobs` are applied in full: unset ones return to libvirt's defaults."""
     state_dir = state_dir or default_state_dir()
+    knobs = knobs or LabKnobs(virt=virt)
     if os.geteuid() != 0:
         raise UserError("the hypervisor lab needs root (libvirtd, network namespaces)")
+    check_security_driver(knobs.security_driver)
     state_dir.mkdir(parents=True, exist_ok=True)
     old = load_state(state_dir)
-    daemons = LibvirtDaemons(state_dir / "libvirt")
-    daemons.start()
-    pids = dict(old.started_pids) if old else {}
+    # A recorded pid counts only while it is still that daemon (pids are reused after a reboot).
+    pids = {k: v for k, v in (old.started_pids if old else {}).items() if _is_daemon(v, k)}
+    daemons = LibvirtDaemons(state_dir / "libvirt", knobs=knobs, started_pids=dict(pids))
+    owned = True
+    if daemons.answering():
+        if "libvirtd" in pids:
+            if not daemons.config_current():
+                # The knobs changed: libvirtd reads its config only when it starts.
+                daemons.restart_libvirtd(pids["libvirtd"])
+        elif knobs != LabKnobs(virt=knobs.virt, memory_mib=knobs.memory_mib):
+            raise UserError("a libvirtd that this lab did not start is running: its settings cannot be changed here; stop it, or use no libvirtd knobs")
+        else:
+            owned = False  # someone else's libvirtd: reused as it is, never stopped
+    else:
+        daemons.start()
     pids.update(daemons.started_pids)
     image = build_image(state_dir, rebuild=rebuild)
-    if virt == "auto":
-        if old is not None and not rebuild:
+    if knobs.virt == "auto":
+        if old is not None and not rebuild and old.kvm_note and "chosen with --virt" not in old.kvm_note:
             virt_type, note = old.virt_type, old.kvm_note
         else:
             virt_type, note = probe_kvm(image)
-    elif virt in ("kvm", "qemu"):
-        virt_type, note = virt, f"{virt} chosen with --virt"
     else:
-        raise UserError(f"--virt must be auto, kvm or qemu, not {virt!r}")
+        virt_type, note = knobs.virt, f"{knobs.virt} chosen with --virt"
     GuestNetwork(LAB_NETNS, state_dir / "net").up()
-    state = LabState(state_dir, URI, virt_type, note, image, LAB_NETNS, pids)
+    state = LabState(state_dir, URI, virt_type, note, image, LAB_NETNS, pids, knobs, owned)
     state.save()
     return state
+
+
+def _is_daemon(pid: int, name: str) -> bool:
+    try:
+        return _alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == name
+    except OSError:
+        return False
 
 
 def down(state_dir: Path | None = None) -> list[str]:
@@ -148,7 +189,7 @@ def down(state_dir: Path | None = None) -> list[str]:
     if state is not None:
         for name in ("libvirtd", "virtlogd"):
             pid = state.started_pids.get(name)
-            if pid is None or not _alive(pid):
+            if pid is None or not _is_daemon(pid, name):
                 continue
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
@@ -157,6 +198,12 @@ def down(state_dir: Path | None = None) -> list[str]:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
             done.append(f"stopped {name} (pid {pid})")
+        # The lab's knobs live in the system's qemu.conf: put back what was there before the lab.
+        orig = state_dir / "libvirt" / "qemu.conf.orig"
+        if state.started_pids.get("libvirtd") is not None and orig.exists():
+            QEMU_CONF.write_bytes(orig.read_bytes())
+            orig.unlink()
+            done.append(f"restored {QEMU_CONF}")
         (state_dir / STATE_FILE).unlink(missing_ok=True)
     return done
 
@@ -172,7 +219,7 @@ def status(state_dir: Path | None = None) -> dict:
         "namespaces": [n for n in list_namespaces() if n.startswith(PREFIX)],
     }
     if state is not None:
-        out.update(virt_type=state.virt_type, kvm_note=state.kvm_note, kernel=state.image.kernel_version,
+        out.update(virt_type=state.virt_type, kvm_note=state.kvm_note, kernel=state.image.kernel_version, knobs=state.knobs.to_dict(),
                    image=str(state.image.initrd), network=state.network,
                    dnsmasq_pid=GuestNetwork(state.network, state_dir / "net").dnsmasq_pid())  # fmt: skip
     if out["libvirtd_answering"]:

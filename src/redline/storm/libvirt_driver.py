@@ -74,10 +74,10 @@ def _connect(uri: str):
 class LibvirtDriver:
     name = "libvirt"
 
-    def __init__(self, state: LabState, run_id: str, memory_mib: int = 112, keep_logs: Path | None = None) -> None:
+    def __init__(self, state: LabState, run_id: str, memory_mib: int | None = None, keep_logs: Path | None = None) -> None:
         self.state = state
         self.run_id = run_id
-        self.memory_mib = memory_mib
+        self.memory_mib = memory_mib or state.knobs.memory_mib
         self.keep_logs = keep_logs
         self.network = GuestNetwork(PREFIX + run_id, state.state_dir / "net")
         self._local = threading.local()  # one libvirt connection per thread
