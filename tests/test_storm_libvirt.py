@@ -96,6 +96,8 @@ def test_storm_8_every_instance_reaches_ssh_and_nothing_is_left(lab, tmp_path):
     run_dir = Path(out["run_dir"])
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "complete" and doc["command"] == "storm"
+    assert doc["target"]["virt_type"] in ("qemu", "kvm") and doc["target"]["knobs"]["memory_mib"] == 112
+    assert doc["plan"]["memory_mib"] == 112
     # the SSH command really ran in each guest: it printed the guest's uptime
     assert all(re.fullmatch(r"\d+\.\d+ \d+\.\d+", i["ssh_output"]) for i in doc["instances"])
     for f in ("phases.npz", "monitor.npz", "report.html", "png/phases.png", "png/timeline.png"):
@@ -163,15 +165,101 @@ def test_bad_input_is_one_line(lab, tmp_path):
     assert "lab hypervisor up" in err
 
 
+SCALE_COUNTS = "1,2,3,4"  # the smallest set that leaves the USL a degree of freedom, hence intervals
+
+
 def test_scale_fits_usl_and_amdahl_on_real_storms(lab, tmp_path):
-    r = redline("scale", "--driver", "libvirt", "--counts", "1,2,3", "--json", "--results", str(tmp_path), state_dir=lab, timeout=400)
+    r = redline("scale", "--driver", "libvirt", "--counts", SCALE_COUNTS, "--json", "--results", str(tmp_path), state_dir=lab, timeout=500)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
-    assert [p["n"] for p in out["points"]] == [1, 2, 3]
-    assert all(p["t_s"] > 0 for p in out["points"])
-    usl = out["usl"]
+    sizes = [int(c) for c in SCALE_COUNTS.split(",")]
+    assert [p["n"] for p in out["points"]] == sizes
+    run_dir = Path(out["run_dir"])
+    for p in out["points"]:
+        storm = json.loads((run_dir / p["run_dir"] / "run.json").read_text())
+        assert storm["status"] == "complete" and storm["summary"]["reached"]["ssh"] == p["n"]
+        # T(N) is first request → last SSH login of that very storm
+        marks = [(i["requested"], i["ssh"]) for i in storm["instances"]]
+        assert abs(p["t_s"] - (max(s for _, s in marks) - min(r for r, _ in marks))) < 0.01
+        assert (run_dir / p["run_dir"] / "report.html").exists()
+    usl, amdahl = out["usl"], out["amdahl"]
+    assert usl["dof"] == 1 and usl["boot_method"] == "parametric"
     assert 0 <= usl["sigma"]["low"] <= usl["sigma"]["value"] <= usl["sigma"]["high"] <= 1
-    assert usl["kappa"]["value"] >= 0 and out["amdahl"]["kappa"] is None
-    assert len(out["sentences"]) == 2 and "as long as 1" in out["sentences"][0]
-    assert (Path(out["run_dir"]) / "png" / "scale.png").stat().st_size > 0
+    assert 0 <= usl["kappa"]["low"] <= usl["kappa"]["value"] <= usl["kappa"]["high"] <= 1
+    assert amdahl["kappa"] is None and 0 <= amdahl["sigma"]["low"] <= amdahl["sigma"]["value"] <= amdahl["sigma"]["high"] <= 1
+    assert len(out["sentences"]) == len(sizes) - 1 and out["sentences"][0].startswith("2 instances took")
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["command"] == "scale" and doc["status"] == "complete" and doc["target"]["knobs"]["memory_mib"] == 112
+    assert (run_dir / "png" / "scale.png").stat().st_size > 0 and "σ [95%]" in (run_dir / "report.html").read_text()
+    rep = redline("report", str(run_dir), state_dir=lab)
+    assert rep.returncode == 0 and "scale.png" in rep.stdout, rep.stderr
     assert not [d for d in _domains() if d.startswith("redline-") and d != "redline-lab"]
+
+
+def _qemu_cgroups(name: str) -> str:
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if (p.info["name"] or "").startswith("qemu-system") and f"guest={name}," in " ".join(p.info["cmdline"] or ()):
+            return Path(f"/proc/{p.pid}/cgroup").read_text()
+    raise AssertionError(f"no QEMU process for {name}")
+
+
+def _one_domain(lab: Path) -> tuple[str, str, str]:
+    """Launch one domain of a throw-away run; return (its live XML, its QEMU's cgroups, run id)."""
+    import libvirt
+
+    from redline.lab.hypervisor import require_state
+    from redline.storm.libvirt_driver import LibvirtDriver, cleanup_run
+
+    state = require_state(lab)
+    run_id = os.urandom(4).hex()
+    driver = LibvirtDriver(state, run_id)
+    (spec,) = driver.specs(1)
+    try:
+        driver.prepare([spec])
+        driver.launch(spec)
+        conn = libvirt.open(state.uri)
+        try:
+            xml = conn.lookupByName(spec.name).XMLDesc(0)
+        finally:
+            conn.close()
+        return xml, _qemu_cgroups(spec.name), run_id
+    finally:
+        cleanup_run(state.uri, lab, run_id)
+
+
+def _threadpool() -> dict[str, str]:
+    r = subprocess.run(["virt-admin", "-c", "libvirtd:///system", "srv-threadpool-info", "libvirtd"],
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pairs = (line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_lab_knobs_reach_libvirtd_qemu_conf_and_the_domain(lab):
+    """Knobs in, then back to the defaults; each time the running daemon and a new domain show them."""
+    conf = lab / "libvirt" / "libvirtd.conf"
+    try:
+        r = redline("lab", "hypervisor", "up", "--max-workers", "7", "--max-client-requests", "11", "--no-cgroups",
+                    "--memory", "160", state_dir=lab, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "max_workers 7, max_client_requests 11" in r.stdout and "cgroups off" in r.stdout
+        text = conf.read_text()
+        assert "max_workers = 7" in text and "max_client_requests = 11" in text
+        assert "cgroup_controllers = [ ]" in Path("/etc/libvirt/qemu.conf").read_text()
+        assert _threadpool()["maxWorkers"] == "7"  # libvirtd was restarted and runs with it
+        st = json.loads(redline("lab", "hypervisor", "status", "--json", state_dir=lab).stdout)
+        assert st["knobs"] == {"max_workers": 7, "max_client_requests": 11, "cgroups": False, "security_driver": "none",
+                               "memory_mib": 160, "virt": "auto"}  # fmt: skip
+        xml, cgroups, _ = _one_domain(lab)
+        assert "<memory unit='KiB'>163840</memory>" in xml
+        assert "machine" not in cgroups, cgroups  # the guest stayed in libvirtd's own cgroups
+
+        r = redline("lab", "hypervisor", "up", state_dir=lab, timeout=300)  # every knob back to its default
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "max_workers" not in conf.read_text() and "cgroup_controllers" not in Path("/etc/libvirt/qemu.conf").read_text()
+        assert _threadpool()["maxWorkers"] == "20"
+        xml, cgroups, _ = _one_domain(lab)
+        assert "<memory unit='KiB'>114688</memory>" in xml
+        assert "machine" in cgroups, cgroups  # libvirt placed the guest in its machine cgroup
+    finally:
+        redline("lab", "hypervisor", "up", state_dir=lab, timeout=300)

@@ -22,10 +22,12 @@ def report_command(
     from redline.report import write_reports
     from redline.report.load import read_run
 
-    if _is_storm(run_dir):
+    kind = _command(run_dir)
+    if kind in ("storm", "scale"):
+        from redline.report.scale import write_scale_report
         from redline.report.storm import write_storm_report
 
-        page = write_storm_report(run_dir)
+        page = (write_storm_report if kind == "storm" else write_scale_report)(run_dir)
         for p in (page, *sorted((run_dir / "png").glob("*.png"))):
             out_console.print(str(p))
         return
@@ -39,13 +41,13 @@ def report_command(
         _open([p for p in paths if p.suffix == ".png"])
 
 
-def _is_storm(run_dir: Path) -> bool:
+def _command(run_dir: Path) -> str | None:
     import json
 
     try:
-        return json.loads((run_dir / "run.json").read_text()).get("command") == "storm"
-    except (OSError, ValueError):
-        return False
+        return json.loads((run_dir / "run.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _open(pngs: list[Path]) -> None:

@@ -111,3 +111,16 @@ def occupancy(marks_s: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     st = state_at(marks_s, t)
     n = max(1, marks_s.shape[0])
     return {name: (st == i).sum(axis=1) / n for i, name in enumerate(STATES)}
+
+
+def span_to_ssh_s(marks_s: np.ndarray) -> float | None:
+    """First request → last SSH login, seconds; None unless every instance reached SSH.
+
+    This is T(N) of a storm for scalability fits: the network set-up before the first
+    request is not part of it.
+    """
+    req = marks_s[:, MARKS.index("requested")]
+    ssh = marks_s[:, MARKS.index("ssh")]
+    if marks_s.shape[0] == 0 or not np.all(np.isfinite(ssh)):
+        return None
+    return float(ssh.max() - np.nanmin(req))
