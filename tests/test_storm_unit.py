@@ -66,9 +66,9 @@ class FakeDriver:
 
     name = "fake"
 
-    def __init__(self, boot_s=0.2, ssh_s=0.2, fail_launch=(), hang=()):
+    def __init__(self, boot_s=0.2, ssh_s=0.2, fail_launch=(), hang=(), crash=()):
         self.boot_s, self.ssh_s = boot_s, ssh_s
-        self.fail_launch, self.hang = set(fail_launch), set(hang)
+        self.fail_launch, self.hang, self.crash = set(fail_launch), set(hang), set(crash)
         self.launched: dict[str, float] = {}
         self.deleted: set[str] = set()
         self.polls = 0
@@ -96,7 +96,10 @@ class FakeDriver:
     def poll(self):
         self.polls += 1
         now = time.monotonic()
-        return {n: ("running" if now - t >= self.boot_s else "building") for n, t in self.launched.items() if n not in self.deleted}
+        # A crashing instance runs, then vanishes by itself (a guest kernel panic, destroyed on reboot).
+        gone = {n for n, t in self.launched.items() if int(n.rsplit("-", 1)[1]) in self.crash and now - t >= self.boot_s + 0.15}
+        return {n: ("running" if now - t >= self.boot_s else "building") for n, t in self.launched.items()
+                if n not in self.deleted and n not in gone}  # fmt: skip
 
     def address(self, spec):
         return None if spec.index in self.hang else f"10.0.0.{spec.index}"
@@ -158,3 +161,14 @@ def test_runner_interrupt_cleans_up():
 
     r = run_storm(d, _specs(4), StormPlan(4, 4, poll_interval_s=0.05, ping=False), "run1", on_progress=progress)
     assert r.interrupted and d.cleaned and set(d.launched) <= d.deleted
+
+
+def test_an_instance_that_crashes_after_running_fails_at_once():
+    d = FakeDriver(boot_s=0.1, ssh_s=100.0, crash={1})
+    plan = StormPlan(2, 2, poll_interval_s=0.05, instance_timeout_s=3, ping=False)
+    t0 = time.monotonic()
+    r = run_storm(d, _specs(2), plan, "run1", on_progress=lambda p: None)
+    # instance 0 waits for SSH until its timeout; instance 1 is failed as soon as it vanished
+    assert "crashed or vanished after it ran" in r.errors[1] and np.isfinite(r.mark("running")[1])
+    assert r.mark("gone")[1] - r.mark("running")[1] < 1.5 and "timed out" in r.errors[0]
+    assert time.monotonic() - t0 < 10 and d.cleaned

@@ -134,6 +134,12 @@ def run_storm(
                     elif state is None and t_poll - marks[i, R] > 5 * plan.poll_interval_s + 10:
                         want_delete(i, "instance disappeared before it ran")
                         continue
+                elif state is None or state == "error":
+                    # It ran and is now gone or broken without being asked to: a guest that
+                    # crashed (kernel panic → destroyed) will never answer; waiting for the
+                    # instance timeout would only stretch the storm.
+                    want_delete(i, "instance crashed or vanished after it ran" if state is None else "instance went to an error state")
+                    continue
                 addr = addresses[i]
                 if not math.isnan(marks[i, RUN]):
                     if math.isnan(marks[i, PING]):
