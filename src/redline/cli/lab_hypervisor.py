@@ -72,4 +72,6 @@ def status_command(
         print(json.dumps(st, indent=2))
         return
     for k, v in st.items():
+        if isinstance(v, dict):  # the knobs: one readable line, not a repr
+            v = ", ".join(f"{kk}={vv}" for kk, vv in v.items())
         out_console.print(f"{k:20} {v}")

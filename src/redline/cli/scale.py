@@ -78,7 +78,7 @@ def scale_command(
         except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
             err_console.print(f"[yellow]warning: no report for {storm.folder.path}: {exc}[/yellow]")
         if point is not None:
-            err_console.print(f"  {point.n} instances: first request → last SSH login {point.t_s:.2f} s")
+            err_console.print(f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last SSH login {point.t_s:.2f} s")
 
     out = run_scale_job(make_driver, sizes, plan_for, target, results, repeat, on_storm_start=started, on_storm_done=done)
     report = write_scale_report(out.folder.path)
