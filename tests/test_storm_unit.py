@@ -172,3 +172,12 @@ def test_an_instance_that_crashes_after_running_fails_at_once():
     assert "crashed or vanished after it ran" in r.errors[1] and np.isfinite(r.mark("running")[1])
     assert r.mark("gone")[1] - r.mark("running")[1] < 1.5 and "timed out" in r.errors[0]
     assert time.monotonic() - t0 < 10 and d.cleaned
+
+
+def test_span_to_ssh_is_first_request_to_last_login_and_needs_every_instance():
+    from redline.storm.analysis import span_to_ssh_s
+
+    marks = np.array([[1.0, 2.0, 3.0, 5.0, 5.1, 6.0], [1.5, 2.5, 3.5, 9.0, 9.1, 10.0]])
+    assert span_to_ssh_s(marks) == 8.0  # the network set-up before the first request is not counted
+    marks[1, 3] = NAN
+    assert span_to_ssh_s(marks) is None
