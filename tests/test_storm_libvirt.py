@@ -182,6 +182,7 @@ def test_scale_fits_usl_and_amdahl_on_real_storms(lab, tmp_path):
         marks = [(i["requested"], i["ssh"]) for i in storm["instances"]]
         assert abs(p["t_s"] - (max(s for _, s in marks) - min(r for r, _ in marks))) < 0.01
         assert (run_dir / p["run_dir"] / "report.html").exists()
+        assert len(list((run_dir / p["run_dir"] / "console").glob("*.console.log"))) == p["n"]
     usl, amdahl = out["usl"], out["amdahl"]
     assert usl["dof"] == 1 and usl["boot_method"] == "parametric"
     assert 0 <= usl["sigma"]["low"] <= usl["sigma"]["value"] <= usl["sigma"]["high"] <= 1

@@ -74,7 +74,7 @@ def run_scale_job(
                 drv, specs, _ = make_driver(run_id, plan)
                 if on_storm_start is not None:
                     on_storm_start(n, rnd, run_id)
-                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path)
+                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path, on_folder=lambda f, d=drv: _keep_consoles(d, f))
                 if storm.result.interrupted:
                     raise KeyboardInterrupt
                 t = span_to_ssh_s(storm.result.marks_s)
@@ -100,3 +100,10 @@ def run_scale_job(
     doc.update(status="complete", usl=out.usl.to_dict(), amdahl=out.amdahl.to_dict(), sentences=out.sentences)
     folder.write_json(doc)
     return out
+
+
+def _keep_consoles(driver: StormDriver, folder: RunFolder) -> None:
+    # Serial consoles into each storm's folder, as `redline storm` does: a guest that never
+    # answered can be diagnosed afterwards (a few kB each).
+    if hasattr(driver, "keep_logs") and driver.keep_logs is None:
+        driver.keep_logs = folder.path.resolve() / "console"
