@@ -26,6 +26,9 @@ from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import audit as _audit  # noqa: E402,F401
 from redline.cli import tune as _tune  # noqa: E402,F401
 from redline.cli import report as _report  # noqa: E402,F401
+from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
+from redline.cli import storm as _storm  # noqa: E402,F401
+from redline.cli import scale as _scale  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:

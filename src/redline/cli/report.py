@@ -22,6 +22,15 @@ def report_command(
     from redline.report import write_reports
     from redline.report.load import read_run
 
+    kind = _command(run_dir)
+    if kind in ("storm", "scale"):
+        from redline.report.scale import write_scale_report
+        from redline.report.storm import write_storm_report
+
+        page = (write_storm_report if kind == "storm" else write_scale_report)(run_dir)
+        for p in (page, *sorted((run_dir / "png").glob("*.png"))):
+            out_console.print(str(p))
+        return
     paths = write_reports(run_dir)
     # Read again for the notes only: write_reports returns paths, the page holds the notes.
     for note in read_run(run_dir).missing:
@@ -30,6 +39,15 @@ def report_command(
         out_console.print(str(p))
     if open_png:
         _open([p for p in paths if p.suffix == ".png"])
+
+
+def _command(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _open(pngs: list[Path]) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redline.errors import UserError
+from redline.lab.knobs import LabKnobs
 
 PACKAGES = ("libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "libxml2-utils", "libvirt0")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
@@ -46,17 +47,33 @@ def ensure_installed(packages: tuple[str, ...] = PACKAGES) -> None:
         raise UserError(f"installing libvirt failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
 
 
-def set_conf_keys(text: str, settings: dict[str, str]) -> str:
-    """Set `key = value` lines in a libvirt-style config, replacing active lines, else appending."""
-    lines = text.splitlines()
+def set_conf_keys(text: str, settings: dict[str, str | None]) -> str:
+    """Set `key = value` lines in a libvirt-style config, replacing active lines, else appending.
+
+    A value of None removes the key's active lines, so that libvirt's default applies again.
+    """
+    out: list[str] = []
     done: set[str] = set()
-    for i, line in enumerate(lines):
+    for line in text.splitlines():
         key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
         if key in settings:
-            lines[i] = f"{key} = {settings[key]}"
+            if settings[key] is not None and key not in done:
+                out.append(f"{key} = {settings[key]}")
             done.add(key)
-    lines += [f"{k} = {v}" for k, v in settings.items() if k not in done]
-    return "\n".join(lines) + "\n"
+            continue
+        out.append(line)
+    out += [f"{k} = {v}" for k, v in settings.items() if k not in done and v is not None]
+    return "\n".join(out) + "\n"
+
+
+def libvirtd_conf(knobs: LabKnobs, log: Path) -> str:
+    """The lab's private libvirtd.conf: the default sockets, a log file, and the knobs."""
+    return set_conf_keys('log_outputs = "3:file:%s"\n' % log, knobs.libvirtd_settings())
+
+
+def qemu_conf(old: str, knobs: LabKnobs) -> str:
+    """qemu.conf with what LAB-NOTES require here (user/group root) and the knobs applied."""
+    return set_conf_keys(old, {**QEMU_SETTINGS, **knobs.qemu_settings()})
 
 
 @dataclass
@@ -66,6 +83,7 @@ class LibvirtDaemons:
     state_dir: Path
     uri: str = URI
     started_pids: dict[str, int] = field(default_factory=dict)
+    knobs: LabKnobs = field(default_factory=LabKnobs)
     _qemu_conf_backup: bytes | None = None
     _qemu_conf_created: bool = False
 
@@ -90,21 +108,49 @@ class LibvirtDaemons:
             _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "libvirt-qemu"], check=True)
         QEMU_CONF.parent.mkdir(parents=True, exist_ok=True)
         old = QEMU_CONF.read_bytes() if QEMU_CONF.exists() else None
-        new = set_conf_keys(old.decode() if old is not None else "", QEMU_SETTINGS).encode()
+        new = self.wanted_qemu_conf().encode()
         if new != old:
             self._qemu_conf_backup, self._qemu_conf_created = old, old is None
-            if old is not None:
-                (self.state_dir / "qemu.conf.orig").write_bytes(old)
+            orig = self.state_dir / "qemu.conf.orig"
+            # Only the first change is the original: a second `up` must not save the lab's own edit.
+            if old is not None and not orig.exists():
+                orig.write_bytes(old)
             QEMU_CONF.write_bytes(new)
         # A private daemon config: the default sockets, but nothing else inherited from /etc.
-        (self.state_dir / "libvirtd.conf").write_text('log_outputs = "3:file:%s"\n' % (self.state_dir / "libvirtd.log"))
+        (self.state_dir / "libvirtd.conf").write_text(self.wanted_libvirtd_conf())
         (self.state_dir / "virtlogd.conf").write_text('log_outputs = "3:file:%s"\n' % (self.state_dir / "virtlogd.log"))
+
+    def wanted_libvirtd_conf(self) -> str:
+        return libvirtd_conf(self.knobs, self.state_dir / "libvirtd.log")
+
+    def wanted_qemu_conf(self) -> str:
+        return qemu_conf(QEMU_CONF.read_text() if QEMU_CONF.exists() else "", self.knobs)
+
+    def config_current(self) -> bool:
+        """Whether the config files on disk already say what `knobs` want."""
+        path = self.state_dir / "libvirtd.conf"
+        try:
+            return path.read_text() == self.wanted_libvirtd_conf() and QEMU_CONF.read_text() == self.wanted_qemu_conf()
+        except OSError:
+            return False
+
+    def restart_libvirtd(self, pid: int, timeout: float = 30) -> None:
+        """Stop the libvirtd this lab started (by its pid) and start it with the current knobs.
+
+        libvirtd reads libvirtd.conf and qemu.conf only when it starts. Running guests survive:
+        libvirtd reconnects to their QEMU processes.
+        """
+        _terminate(pid, 15)
+        self.started_pids.pop("libvirtd", None)
+        self.start(timeout)
 
     def start(self, timeout: float = 30) -> "LibvirtDaemons":
         if self.answering():
             return self  # someone else's libvirtd: reuse, never stop it
         self.prepare()
         for name, extra in (("virtlogd", []), ("libvirtd", [])):
+            if name == "virtlogd" and self._virtlogd_running():
+                continue  # one virtlogd serves any libvirtd; a restarted libvirtd reuses it
             pidfile = self.state_dir / f"{name}.pid"
             pidfile.unlink(missing_ok=True)
             r = _run([name, "-d", "-f", str(self.state_dir / f"{name}.conf"), "-p", str(pidfile), *extra], timeout=timeout)
@@ -123,6 +169,10 @@ class LibvirtDaemons:
             time.sleep(0.2)
         self.stop()
         raise UserError(f"libvirtd started but {self.uri} did not answer within {timeout:.0f} s")
+
+    def _virtlogd_running(self) -> bool:
+        pid = self.started_pids.get("virtlogd")
+        return pid is not None and _alive(pid)
 
     def stop(self, timeout: float = 15) -> None:
         for name in ("libvirtd", "virtlogd"):
@@ -149,6 +199,18 @@ class LibvirtDaemons:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,171 @@
+"""`redline storm`: N instances at once, every phase timed; `redline storm cleanup [RUN_ID]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from redline.cli.app import app
+from redline.cli.options import err_console, out_console
+from redline.errors import UserError
+
+storm_app = typer.Typer(help="Boot storm: launch N instances at once and time every phase of each.", invoke_without_command=True)
+app.add_typer(storm_app, name="storm")
+
+BARS = (("requested", "requested"), ("running", "running"), ("ping", "ping answers"), ("ssh", "ssh login"), ("gone", "deleted"))
+
+
+@storm_app.callback()
+def storm_command(
+    ctx: typer.Context,
+    driver: str = typer.Option("libvirt", "--driver", help="libvirt (the hypervisor lab) or openstack."),
+    count: int = typer.Option(8, "--count", "-n", help="Instances to launch."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="Launch requests in flight at once (default: all)."),
+    memory: Optional[int] = typer.Option(None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."),
+    poll_interval: float = typer.Option(0.5, "--poll-interval", help="Seconds between the shared status polls."),
+    instance_timeout: float = typer.Option(300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."),
+    timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
+    results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cloud: Optional[str] = typer.Option(None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD)."),
+    image: Optional[str] = typer.Option(None, "--image", help="openstack: image id (default $REDLINE_IMAGE)."),
+    flavor: Optional[str] = typer.Option(None, "--flavor", help="openstack: flavor id (default $REDLINE_FLAVOR)."),
+    network: Optional[str] = typer.Option(None, "--network", help="openstack: network id (default: auto-allocated)."),
+) -> None:
+    """Launch COUNT instances, time requested → running → ping → ssh → deleted for each, clean up."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from redline.jobs.storm import new_run_id, run_storm_job
+    from redline.storm.model import StormPlan
+
+    if count < 1 or count > 500:
+        raise UserError(f"--count must be 1..500 (got {count})")
+    if memory is not None and not 64 <= memory <= 4096:
+        raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
+    if memory is None:
+        memory = lab_memory(driver, state_dir)
+    try:
+        plan = StormPlan(count, concurrency or count, poll_interval, instance_timeout, timeout, memory)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    run_id = new_run_id()
+    drv, specs, target = _driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
+    err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
+    bars = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=30), TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
+                    TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
+    tasks = {m: bars.add_task(label, total=count) for m, label in BARS}
+
+    def progress(p) -> None:
+        for m, _ in BARS:
+            bars.update(tasks[m], completed=p.reached[m])
+
+    def keep_consoles(folder) -> None:
+        # Serial consoles go into the run folder (a few kB each): a guest that never answered
+        # can be diagnosed afterwards.
+        if hasattr(drv, "keep_logs") and drv.keep_logs is None:
+            drv.keep_logs = folder.path.resolve() / "console"
+
+    with bars:
+        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress, on_folder=keep_consoles)
+    _report(outcome)
+    report = write_report_storm(outcome.folder.path)
+    if as_json:
+        print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_dict()}, indent=2))
+    else:
+        _print_summary(outcome)
+        out_console.print(f"run folder: {outcome.folder.path}")
+        if report:
+            out_console.print(f"report: {report}")
+    if outcome.result.interrupted:
+        raise KeyboardInterrupt
+    if outcome.summary.failed:
+        raise typer.Exit(1)
+
+
+def _report(outcome) -> None:
+    for note in outcome.result.notes:
+        err_console.print(f"note: {note}")
+
+
+def write_report_storm(run_dir: Path) -> Path | None:
+    from redline.report.storm import write_storm_report
+
+    try:
+        return write_storm_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the measurements are already on disk
+        err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
+        return None
+
+
+def lab_memory(driver: str, state_dir: Optional[Path]) -> int:
+    """The guest memory the hypervisor lab was brought up with (112 MiB for other drivers)."""
+    if driver != "libvirt":
+        return 112
+    from redline.lab.hypervisor import require_state
+
+    return require_state(state_dir).knobs.memory_mib
+
+
+def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], os_args: tuple = (None, None, None, None)):
+    if name == "libvirt":
+        from redline.lab.hypervisor import require_state
+        from redline.storm.libvirt_driver import LibvirtDriver
+
+        state = require_state(state_dir)
+        drv = LibvirtDriver(state, run_id, memory_mib=plan.memory_mib)
+        return drv, drv.specs(plan.count), state.describe()
+    if name == "openstack":
+        from redline.storm.openstack_driver import open_driver
+
+        return open_driver(run_id, plan, *os_args)
+    raise UserError(f"--driver must be libvirt or openstack, not {name!r}")
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _print_summary(outcome) -> None:
+    s = outcome.summary
+    t = Table(title=f"storm {outcome.result.run_id}: {s.count} instances, phase times in seconds")
+    for col in ("phase", "n", "min", "median", "p90", "max"):
+        t.add_column(col, justify="left" if col == "phase" else "right")
+    for p in s.phases:
+        t.add_row(p.phase, str(p.count), _fmt(p.min_s), _fmt(p.median_s), _fmt(p.p90_s), _fmt(p.max_s))
+    out_console.print(t)
+    out_console.print(
+        f"first running {_fmt(s.first_active_s)} s, last running {_fmt(s.last_active_s)} s, "
+        f"last ssh {_fmt(s.last_ssh_s)} s, total {_fmt(s.total_s)} s; reached ssh {s.reached['ssh']}/{s.count}, failed {s.failed}"
+    )
+    for name, err in zip(outcome.result.names, outcome.result.errors):
+        if err:
+            out_console.print(f"  {name}: {err}")
+
+
+@storm_app.command("cleanup")
+def cleanup_command(
+    run_id: Optional[str] = typer.Argument(None, help="The run id (8 hex digits); without it, every storm's leftovers."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state."),
+) -> None:
+    """Remove leftovers of a storm: its domains, tap devices, network namespace and dnsmasq."""
+    import re
+
+    from redline.lab.hypervisor import default_state_dir, load_state
+    from redline.lab.libvirtd import URI
+    from redline.storm.libvirt_driver import cleanup_run
+
+    if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
+        raise UserError(f"a run id is 8 hex digits, not {run_id!r}")
+    sd = state_dir or default_state_dir()
+    state = load_state(sd)
+    done = cleanup_run(state.uri if state else URI, sd, run_id)
+    for line in done:
+        out_console.print(line)
+    if not done:
+        out_console.print("nothing to clean up")

@@ -1,0 +1,109 @@
+"""The nouns of a boot storm: what is launched, the instants each instance reached, the result.
+
+Times are columnar: one row per instance, one column per mark (`MARKS`), seconds since the
+storm started, NaN where an instance never got there. A 1000-instance storm is a
+1000 × 6 array, not a list of objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "redline.storm/1"
+# The instants recorded per instance, in the order an instance passes them.
+MARKS = ("requested", "running", "ping", "ssh", "delete_requested", "gone")
+# A phase is the wait between two consecutive marks; "delete" spans delete_requested → gone.
+PHASES = (
+    ("create", "requested", "running"),
+    ("ping", "running", "ping"),
+    ("ssh", "ping", "ssh"),
+    ("delete", "delete_requested", "gone"),
+)
+PHASE_NAMES = tuple(p[0] for p in PHASES)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One instance to launch: its name carries the run id, as does its metadata."""
+
+    index: int
+    name: str
+    run_id: str
+    mac: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class StormPlan:
+    count: int
+    concurrency: int
+    poll_interval_s: float = 0.5
+    instance_timeout_s: float = 300.0  # requested → ssh, per instance
+    total_timeout_s: float = 900.0  # the whole storm, cleanup not included
+    memory_mib: int = 112
+    ping: bool = True
+    ssh: bool = True
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"count must be at least 1 (got {self.count})")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1 (got {self.concurrency})")
+        if not self.poll_interval_s > 0:
+            raise ValueError("poll interval must be positive")
+        if not (self.instance_timeout_s > 0 and self.total_timeout_s > 0):
+            raise ValueError("timeouts must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StormResult:
+    """Per-instance marks of one storm, and how it ended."""
+
+    run_id: str
+    driver: str
+    plan: StormPlan
+    names: tuple[str, ...]
+    marks_s: np.ndarray  # (n, len(MARKS)) seconds since start_ns, NaN = not reached
+    start_ns: int  # CLOCK_MONOTONIC at the storm's start (the monitor's clock)
+    errors: tuple[str, ...]  # "" = none, per instance
+    ssh_output: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    interrupted: bool = False
+    end_s: float = float("nan")  # when the storm loop ended, cleanup done
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # phases the driver could not observe
+
+    def mark(self, name: str) -> np.ndarray:
+        return self.marks_s[:, MARKS.index(name)]
+
+    def save(self, path: Path) -> None:
+        meta = {"schema": SCHEMA, "run_id": self.run_id, "driver": self.driver, "plan": self.plan.to_dict(),
+                "marks": list(MARKS), "names": list(self.names), "errors": list(self.errors),
+                "ssh_output": list(self.ssh_output), "notes": list(self.notes), "interrupted": self.interrupted,
+                "start_ns": self.start_ns, "end_s": self.end_s, "skipped": list(self.skipped)}  # fmt: skip
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), marks_s=self.marks_s)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "StormResult":
+        with np.load(path, allow_pickle=False) as d:
+            meta = json.loads(str(d["meta"]))
+            if meta.get("schema") != SCHEMA:
+                raise ValueError(f"{path}: not a {SCHEMA} file")
+            marks = d["marks_s"]
+        return cls(
+            run_id=meta["run_id"], driver=meta["driver"], plan=StormPlan(**meta["plan"]), names=tuple(meta["names"]),
+            marks_s=marks, start_ns=int(meta["start_ns"]), errors=tuple(meta["errors"]),
+            ssh_output=tuple(meta.get("ssh_output", ())), notes=tuple(meta.get("notes", ())),
+            interrupted=bool(meta.get("interrupted")), end_s=float(meta.get("end_s", float("nan"))),
+            skipped=tuple(meta.get("skipped", ())),
+        )  # fmt: skip

@@ -1,0 +1,229 @@
+"""Run a storm: launch N instances with bounded concurrency and time each one's phases.
+
+One loop owns all state. Every `poll_interval_s` it makes ONE driver.poll() call for all
+instances of the run (never a poller per instance, as in seed 000, so the benchmark does
+not load the API it measures), sends one echo request to each instance waiting for ping
+over a single socket, and starts at most one SSH attempt per instance waiting for SSH.
+Launches, SSH attempts and deletes run in bounded thread pools. Whatever happens — an
+error, a timeout, Ctrl-C, SIGTERM — the driver's cleanup runs before this returns.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from redline.storm.driver import StormDriver
+from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
+
+R, RUN, PING, SSH, DEL, GONE = range(len(MARKS))
+
+
+@dataclass(frozen=True)
+class StormProgress:
+    elapsed_s: float
+    count: int
+    launched: int  # requested so far
+    reached: dict[str, int]  # mark -> instances past it
+    failed: int
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def run_storm(
+    driver: StormDriver,
+    specs: list[InstanceSpec],
+    plan: StormPlan,
+    run_id: str,
+    on_progress: Callable[[StormProgress], None] | None = None,
+    clock: Callable[[], int] = time.monotonic_ns,
+    start_ns: int | None = None,
+) -> StormResult:
+    n = len(specs)
+    marks = np.full((n, len(MARKS)), np.nan)
+    errors = [""] * n
+    ssh_out = [""] * n
+    notes: list[str] = []
+    skipped: list[str] = []
+    t0 = start_ns if start_ns is not None else clock()
+    now_s = lambda: (clock() - t0) / 1e9  # noqa: E731
+    interrupted = False
+    launch_pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="storm-launch")
+    ssh_pool = ThreadPoolExecutor(min(n, max(plan.concurrency, 4)), thread_name_prefix="storm-ssh")
+    delete_pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="storm-delete")
+    launches: dict[int, Future] = {}
+    ssh_tries: dict[int, Future] = {}
+    deletes: dict[int, Future] = {}
+    pinger = None
+    old_term = _install_sigterm()
+    try:
+        notes += driver.prepare(specs)
+        can_ping = plan.ping
+        if can_ping:
+            try:
+                pinger = driver.pinger()
+            except Exception as exc:  # noqa: BLE001 - a storm without ping is still a storm
+                pinger = None
+                notes.append(f"ping skipped: {exc}")
+            can_ping = pinger is not None
+            if not can_ping:
+                skipped.append("ping")
+        if not plan.ping:
+            skipped.append("ping")
+        if not plan.ssh:
+            skipped.append("ssh")
+        addresses = {s.index: driver.address(s) for s in specs}
+        if addresses and all(a is None for a in addresses.values()):
+            skipped += [p for p in ("ping", "ssh") if p not in skipped]
+        if any(a is None for a in addresses.values()):
+            notes.append("some instances have no address reachable from here: their ping and ssh phases are skipped")
+
+        def launch(spec: InstanceSpec) -> None:
+            marks[spec.index, R] = now_s()
+            driver.launch(spec)
+
+        def delete(spec: InstanceSpec) -> None:
+            marks[spec.index, DEL] = now_s()
+            driver.delete(spec)
+
+        def want_delete(i: int, why: str = "") -> None:
+            if why and not errors[i]:
+                errors[i] = why
+            if i not in deletes:
+                deletes[i] = delete_pool.submit(delete, specs[i])
+
+        for s in specs:
+            launches[s.index] = launch_pool.submit(launch, s)
+
+        deadline = plan.total_timeout_s
+        while True:
+            t = now_s()
+            states = driver.poll()  # the one status call of this interval, for all instances
+            t_poll = now_s()
+            answered = pinger.answered() if pinger is not None else set()
+            for s in specs:
+                i = s.index
+                f = launches[i]
+                if not f.done():
+                    continue
+                if f.exception() is not None and i not in deletes:
+                    want_delete(i, f"launch failed: {f.exception()}")
+                    continue
+                state = states.get(s.name)
+                if i in deletes:
+                    if deletes[i].done() and deletes[i].exception() is not None and not errors[i]:
+                        errors[i] = f"delete failed: {deletes[i].exception()}"
+                    if state is None and math.isnan(marks[i, GONE]) and deletes[i].done():
+                        marks[i, GONE] = t_poll
+                    continue
+                if math.isnan(marks[i, RUN]):
+                    if state == "running":
+                        marks[i, RUN] = t_poll
+                    elif state == "error":
+                        want_delete(i, "instance went to an error state")
+                        continue
+                    elif state is None and t_poll - marks[i, R] > 5 * plan.poll_interval_s + 10:
+                        want_delete(i, "instance disappeared before it ran")
+                        continue
+                elif state is None or state == "error":
+                    # It ran and is now gone or broken without being asked to: a guest that
+                    # crashed (kernel panic → destroyed) will never answer; waiting for the
+                    # instance timeout would only stretch the storm.
+                    want_delete(i, "instance crashed or vanished after it ran" if state is None else "instance went to an error state")
+                    continue
+                addr = addresses[i]
+                if not math.isnan(marks[i, RUN]):
+                    if math.isnan(marks[i, PING]):
+                        if not can_ping or addr is None:
+                            pass  # phase skipped: stays NaN
+                        elif addr in answered:
+                            marks[i, PING] = t_poll
+                        else:
+                            pinger.send(addr)  # type: ignore[union-attr]
+                    ping_done = not math.isnan(marks[i, PING]) or not can_ping or addr is None
+                    if ping_done and math.isnan(marks[i, SSH]):
+                        if not plan.ssh or addr is None:
+                            want_delete(i)
+                            continue
+                        tr = ssh_tries.get(i)
+                        if tr is not None and tr.done():
+                            res, t_done = tr.result()
+                            if res.ok:
+                                marks[i, SSH] = t_done  # when the login's command returned
+                                ssh_out[i] = res.output
+                                want_delete(i)
+                                continue
+                            ssh_tries.pop(i)
+                        if i not in ssh_tries:
+                            ssh_tries[i] = ssh_pool.submit(_timed_ssh, driver, s, now_s)
+                    elif not math.isnan(marks[i, SSH]):
+                        want_delete(i)
+                if math.isnan(marks[i, SSH]) and i not in deletes and t_poll - marks[i, R] > plan.instance_timeout_s:
+                    stage = MARKS[int(np.nanargmax(marks[i, :SSH + 1])) + 1] if np.isfinite(marks[i, :SSH + 1]).any() else "running"
+                    want_delete(i, f"timed out after {plan.instance_timeout_s:g} s waiting for {stage}")
+            if on_progress is not None:
+                on_progress(_progress(t, n, marks, errors))
+            if all(not math.isnan(marks[i, GONE]) for i in range(n)):
+                break
+            if t > deadline:
+                notes.append(f"storm stopped after {plan.total_timeout_s:g} s (--timeout)")
+                for i in range(n):
+                    if math.isnan(marks[i, GONE]):
+                        errors[i] = errors[i] or "storm timed out"
+                break
+            time.sleep(max(0.0, plan.poll_interval_s - (now_s() - t)))
+    except (KeyboardInterrupt, _Interrupted):
+        interrupted = True
+        notes.append("interrupted: every instance of the run was deleted")
+    finally:
+        # Stop launching first, then remove whatever exists; cleanup never raises.
+        for f in launches.values():
+            f.cancel()
+        launch_pool.shutdown(wait=True, cancel_futures=True)
+        ssh_pool.shutdown(wait=False, cancel_futures=True)
+        delete_pool.shutdown(wait=True, cancel_futures=True)
+        if pinger is not None:
+            pinger.close()
+        try:
+            removed = driver.cleanup()
+        except Exception as exc:  # noqa: BLE001
+            removed = [f"cleanup failed: {exc}"]
+        leftovers = [r for r in removed if r.startswith("removed domain")]
+        if leftovers and not interrupted:
+            notes.append(f"cleanup removed {len(leftovers)} leftover domain(s)")
+        signal.signal(signal.SIGTERM, old_term)
+    return StormResult(
+        run_id=run_id, driver=driver.name, plan=plan, names=tuple(s.name for s in specs), marks_s=marks,
+        start_ns=t0, errors=tuple(errors), ssh_output=tuple(ssh_out), notes=tuple(notes),
+        interrupted=interrupted, end_s=now_s(), skipped=tuple(skipped),
+    )  # fmt: skip
+
+
+def _timed_ssh(driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float]):
+    out = driver.ssh(spec)
+    return out, now_s()
+
+
+def _progress(t: float, n: int, marks: np.ndarray, errors: list[str]) -> StormProgress:
+    reached = {m: int(np.isfinite(marks[:, j]).sum()) for j, m in enumerate(MARKS)}
+    return StormProgress(t, n, reached["requested"], reached, sum(1 for e in errors if e))
+
+
+def _install_sigterm():
+    """SIGTERM ends a storm like Ctrl-C: cleanup runs, what was measured is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        return signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise _Interrupted()
+
+    return signal.signal(signal.SIGTERM, handler)
