@@ -14,6 +14,7 @@ from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
 from redline.cli.options import build_template, err_console, out_console, parse_cpus, read_body, write_report
 from redline.cli.progress import RunProgress
+from redline.cli import scenario_options as so
 from redline.cli.run import EMBEDDED, EXIT_ABANDONED, EXIT_INTERRUPTED, split_cpus_for_embedded, with_url_path
 from redline.errors import UserError
 from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
@@ -86,6 +87,19 @@ def capacity_command(
     results: Path = typer.Option(Path("results"), "--results"),
     name: Optional[str] = typer.Option(None, "--name"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    scenario: Optional[str] = so.SCENARIO,
+    os_cloud: Optional[str] = so.OS_CLOUD,
+    os_auth_url: Optional[str] = so.OS_AUTH_URL,
+    os_username: Optional[str] = so.OS_USERNAME,
+    os_password: Optional[str] = so.OS_PASSWORD,
+    os_project_name: Optional[str] = so.OS_PROJECT_NAME,
+    os_user_domain_name: Optional[str] = so.OS_USER_DOMAIN_NAME,
+    os_project_domain_name: Optional[str] = so.OS_PROJECT_DOMAIN_NAME,
+    users: Optional[str] = so.USERS,
+    users_project: Optional[str] = so.USERS_PROJECT,
+    token_pool: int = so.TOKEN_POOL,
+    mix: str = so.MIX,
+    password_hash_cost: Optional[int] = so.HASH_COST,
 ) -> None:
     """Search for the largest rate the target sustains, confirm it at full length, report."""
     if protocol not in PROTOCOLS:
@@ -104,8 +118,20 @@ def capacity_command(
     template = build_template(method, "/", header, read_body(body, body_file))
     selector = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
 
+    chosen = so.choose_scenario(
+        scenario, url, os_cloud, os_auth_url, os_username, os_password, os_project_name, os_user_domain_name,
+        os_project_domain_name, users, users_project, token_pool, mix, password_hash_cost,
+    )  # fmt: skip
     lab = None
-    if url is None:
+    request_for = None
+    if chosen is not None:
+        url = chosen.scenario.url
+        target_desc = chosen.target_description()
+        template = chosen.scenario.request(sum(proto.trial(True)))
+        request_for = chosen.scenario.request
+        if selector is None and chosen.lab is not None:
+            selector = PidTree(chosen.lab.pid)
+    elif url is None:
         gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
         lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
         url = lab.url + "/"
@@ -118,7 +144,8 @@ def capacity_command(
         target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
         req = CapacityRequest(
             target=target,
-            request=with_url_path(template, url),
+            request=template if chosen is not None else with_url_path(template, url),
+            request_for=request_for,
             protocol=proto,
             workers=workers,
             cpus=gen_cpus,

@@ -18,6 +18,9 @@ STATE_JSON = "state.json"
 
 
 def default_state_root() -> Path:
+    """Where lab services keep their state: REDLINE_LAB_DIR, else ~/.local/state/redline/lab."""
+    if os.environ.get("REDLINE_LAB_DIR"):
+        return Path(os.environ["REDLINE_LAB_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "redline" / "lab"
 
