@@ -87,6 +87,15 @@ def test_capacity_validate_finds_n(service, tmp_path):
     assert Path(out["report"]).is_file()
     assert any(p["target_cpu_pct"] is not None for p in out["probes"])  # the lab's processes were monitored
     assert_no_secrets(Path(out["run_dir"]), PASSWORD)
+    # compare: one row per capacity run, an HTML page; a plain run folder is refused in one line
+    cmp = run_redline("compare", out["run_dir"], "--html", str(tmp_path / "c.html"), "--json")
+    assert cmp.returncode == 0, cmp.stderr
+    rows = json.loads(cmp.stdout)["rows"]
+    assert rows[0]["n"] == out["outcome"]["n"] and rows[0]["scenario"] == "keystone.validate"
+    assert rows[0]["p99_ms"] > 0 and rows[0]["target_cpu_ms_per_request"] > 0
+    assert rows[0]["config"]["password_hash_rounds"] == 4 and rows[0]["config"]["kind"] == "identity"
+    assert "keystone.validate" in (tmp_path / "c.html").read_text()
+    assert "not a run folder" in assert_one_line_error(run_redline("compare", str(tmp_path / "nope")))
 
 
 def test_target_killed_mid_run_is_named(tmp_path):

@@ -84,10 +84,10 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
         password_hash_rounds=config.hash_rounds,
         started_at=time.time(),
         config={
-            "server": "redline identity (asyncio + httptools, SO_REUSEPORT)",
+            "server": "redline-identity",
             "workers": config.workers,
             "database": "sqlite",
-            "cache": "per-process (users, projects, roles)",
+            "cache": "in-process",
             "token_ttl_s": config.token_ttl_s,
             "cpus": list(config.cpus) if config.cpus else None,
         },
