@@ -27,6 +27,7 @@ from redline.cli import audit as _audit  # noqa: E402,F401
 from redline.cli import tune as _tune  # noqa: E402,F401
 from redline.cli import report as _report  # noqa: E402,F401
 from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401
+from redline.cli import lab_keystone as _lab_keystone  # noqa: E402,F401
 from redline.cli import compare as _compare  # noqa: E402,F401
 
 
