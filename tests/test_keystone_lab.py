@@ -51,11 +51,11 @@ def test_keystoneauth_against_real_keystone(keystone):
     assert token.startswith("gAAAAA")  # a Fernet token
 
 
-@pytest.mark.parametrize("scenario, start", [("keystone.issue", "20"), ("keystone.validate", "40")])
+@pytest.mark.parametrize("scenario, start", [("keystone.issue", "30"), ("keystone.validate", "60")])
 def test_quick_capacity_on_real_keystone(keystone, tmp_path, scenario, start):
     proc = run_redline(
         "capacity", "--scenario", scenario, *_creds(keystone.url), "--users", "bench-{0..3}", "--users-project", "bench",
-        "--protocol", "quick", "--start", start, "--resolution", "20%", "--cpus", GEN,
+        "--protocol", "quick", "--start", start, "--resolution", "40%", "--cpus", GEN,
         "--results", str(tmp_path), "--json", timeout=300,
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr
