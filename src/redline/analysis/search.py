@@ -30,7 +30,7 @@ class SearchConfig:
     growth: float = 2.0  # bracketing factor
     floor_rate: float = 0.5  # below this no rate is tried: "never stable"
     max_probes: int = 40
-    inconclusive_retries: int = 1  # each retried with one more generator process
+    inconclusive_retries: int = 2  # each retried with one more generator process
 
     def __post_init__(self) -> None:
         if not self.start_rate > 0:

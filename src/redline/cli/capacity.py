@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -12,10 +10,10 @@ from rich.table import Table
 
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
-from redline.cli.options import build_template, err_console, out_console, parse_cpus, read_body, write_report
+from redline.cli.options import build_template, err_console, out_console, parse_cpus, publish, read_body
 from redline.cli.progress import RunProgress
 from redline.cli import scenario_options as so
-from redline.cli.run import EMBEDDED, EXIT_ABANDONED, EXIT_INTERRUPTED, split_cpus_for_embedded, with_url_path
+from redline.cli.run import EMBEDDED, split_cpus_for_embedded, with_url_path
 from redline.errors import UserError
 from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
 from redline.lab.process import start_calibrated
@@ -40,6 +38,12 @@ class _Display(CapacityHooks):
     def progress(self, p) -> None:
         if self.bar is not None:
             self.bar.update(p)
+
+    def settled(self, r) -> None:
+        if r.waited_s >= 0.5 or not r.settled:
+            state = "drained" if r.settled else "[yellow]still slow[/yellow]"
+            last = "—" if r.last_ms is None else f"{r.last_ms:.1f} ms"
+            err_console.print(f"   [dim]waited {r.waited_s:.1f} s for the target to drain the last probe's backlog ({state}; last single request {last})[/dim]")
 
     def probe_finished(self, r: ProbeReport) -> None:
         if self.bar is not None:
@@ -162,19 +166,8 @@ def capacity_command(
             lab.stop()
 
     doc = result.document
-    report = write_report(result.folder.path)
-    if as_json:
-        keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
-        print(json.dumps({k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc), "run_dir": str(result.folder.path), "report": str(report) if report else None}, indent=2))
-    else:
-        _print_result(doc, result.folder.path)
-        if report:
-            out_console.print(f"report: {report}")
-    if result.status == "interrupted":
-        print(f"redline: search interrupted; what was measured is in {result.folder.path}", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.status == "abandoned":
-        raise UserError(f"{doc['abandoned_because']}; what was measured is in {result.folder.path}", EXIT_ABANDONED)
+    keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
+    publish(doc, result.folder.path, as_json, {k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc)}, _print_result)
     raise typer.Exit(EXIT_CODES[doc["outcome"]["state"]])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -76,3 +77,27 @@ def write_report(run_dir: Path) -> Path | None:
         err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
         return None
     return run_dir / REPORT_HTML
+
+
+EXIT_INTERRUPTED = 130
+EXIT_ABANDONED = 3
+
+
+def publish(doc: dict, run_dir: Path, as_json: bool, json_doc: dict, print_human) -> None:
+    """Write the report, print the result (JSON or tables), and exit as the status says.
+
+    An interrupted run exits 130 and an abandoned one (target gone) 3, each saying where
+    what was measured is kept.
+    """
+    report = write_report(run_dir)
+    if as_json:
+        print(json.dumps(json_doc | {"run_dir": str(run_dir), "report": str(report) if report else None}, indent=2))
+    else:
+        print_human(doc, run_dir)
+        if report:
+            out_console.print(f"report: {report}")
+    if doc["status"] == "interrupted":
+        print(f"redline: {doc['command']} interrupted; what was measured is in {run_dir}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED)
+    if doc["status"] == "abandoned":
+        raise UserError(f"{doc['abandoned_because']}; what was measured is in {run_dir}", EXIT_ABANDONED)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,8 +16,8 @@ from redline.cli.options import (
     out_console,
     parse_cpus,
     positive,
+    publish,
     read_body,
-    write_report,
 )
 from redline.cli.progress import RunProgress
 from redline.cli import scenario_options as so
@@ -31,8 +29,6 @@ from redline.load.engine import LoadPlan
 from redline.load.request import Target
 from redline.load.schedule import Schedule
 
-EXIT_INTERRUPTED = 130
-EXIT_ABANDONED = 3
 EMBEDDED = CalibratedConfig(servers=4, service_ms=10.0)  # the default target: capacity 400/s
 
 
@@ -138,18 +134,8 @@ def run_command(
             lab.stop()
 
     doc = outcome.document
-    report = write_report(outcome.folder.path)
-    if as_json:
-        print(json.dumps({k: doc.get(k) for k in ("status", "summary", "health", "target", "plan")} | {"run_dir": str(outcome.folder.path), "report": str(report) if report else None}, indent=2))
-    else:
-        _print_summary(doc, outcome.folder.path)
-        if report:
-            out_console.print(f"report: {report}")
-    if doc["status"] == "interrupted":
-        print(f"redline: run interrupted; what was measured is in {outcome.folder.path}", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if doc["status"] == "abandoned":
-        raise UserError(f"{doc['abandoned_because']}; what was measured is in {outcome.folder.path}", EXIT_ABANDONED)
+    keys = ("status", "summary", "health", "target", "plan")
+    publish(doc, outcome.folder.path, as_json, {k: doc.get(k) for k in keys}, _print_summary)
 
 
 def with_url_path(template, url: str):

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,12 @@ from redline.analysis.search import ProbeRecord, SearchOutcome, Step, next_step
 from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
 from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
+from redline.load.settle import Settled, settle
 from redline.monitor import Monitor, PidList, ProcessSelector
 from redline.report.run_folder import RunFolder
 
 MONITOR = "monitor.npz"
+SETTLE_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class CapacityHooks:
 
     def probe_finished(self, report: ProbeReport) -> None: ...
 
+    def settled(self, result: Settled) -> None: ...
+
 
 def run_capacity(
     req: CapacityRequest,
@@ -111,10 +115,14 @@ def run_capacity(
                 break
             index = len(history)
             warmup, window = proto.trial(step.full)
+            settled = _settle_after_overload(req, history, doc["probes"])
+            if settled is not None:
+                hooks.settled(settled)
             hooks.probe_started(index, step, warmup, window)
             result, started, ended = _probe(req, step, warmup, window, monitor, hooks)
             verdict = _verdict(req, step, window, result)
             record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder)
+            record["settle_before"] = settled.to_dict() if settled is not None else None
             doc["probes"].append(record)
             doc["time_taken_s"] = round(time.monotonic() - began, 1)
             if result.interrupted:
@@ -143,6 +151,19 @@ def run_capacity(
         doc["files"] = {"monitor": MONITOR, "probes": "probes/<index>-<rate>/samples.npz"}
         folder.write_json(doc)
     return CapacityOutcome(folder, outcome, doc, status)
+
+
+def _settle_after_overload(req: CapacityRequest, history: list[ProbeRecord], probes: list[dict]) -> Settled | None:
+    """After a probe that was not stable, wait until the target has drained its backlog."""
+    if not history or history[-1].state == "stable":
+        return None
+    stable_p50 = [
+        p["summary"]["latency_ms"]["p50"]
+        for p in probes
+        if p["verdict"]["state"] == "stable" and p["summary"]["latency_ms"]
+    ]
+    payload = req.request.render(req.target)[0]
+    return settle(req.target, payload, min(stable_p50) if stable_p50 else None, SETTLE_MAX_S)
 
 
 def _best_known(history: list[ProbeRecord]) -> float | None:
@@ -233,7 +254,3 @@ def _record(index, step: Step, warmup, window, result: LoadResult, verdict: Verd
         "generator_cpu_pct": groups.get("generator"),
         "dir": rel,
     }
-
-
-def with_protocol(req: CapacityRequest, protocol: SearchProtocol) -> CapacityRequest:
-    return replace(req, protocol=protocol)

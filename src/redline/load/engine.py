@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from time import monotonic_ns
 
@@ -439,8 +439,6 @@ def _merge(plan, results_and_failures, start_ns, anchor_mono, anchor_wall, flag,
 
 
 def _with_notes(health: GeneratorHealth, notes: list[str]) -> GeneratorHealth:
-    from dataclasses import replace
-
     return replace(health, notes=health.notes + tuple(notes))
 
 

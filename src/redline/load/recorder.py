@@ -64,15 +64,13 @@ class Recorder:
         self.recent.append(row)
 
     def mark_unsent(self, rows, outcome: int) -> int:
-        """Give every still-open row in `rows` the outcome `outcome`; returns how many."""
-        n = 0
-        out = self.outcome
-        for row in rows:
-            if out[row] == -1:
-                out[row] = outcome
-                n += 1
-        self.finished += n
-        return n
+        """Give every still-open row among `rows` the outcome `outcome`; returns how many."""
+        out = np.frombuffer(self.outcome, dtype=np.int8)
+        idx = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows, dtype=np.int64)
+        idx = idx[out[idx] == -1]
+        out[idx] = outcome
+        self.finished += int(idx.size)
+        return int(idx.size)
 
     def take_recent(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, done_ns, outcome) of the rows finished since the last call."""

@@ -23,7 +23,7 @@ import numpy as np
 from redline.load.client import Pool
 from redline.load.recorder import Recorder
 from redline.load.request import Target
-from redline.load.samples import NOT_SET, Outcome
+from redline.load.samples import Outcome
 from redline.load.timer import PreciseTimer
 
 TICK_S = 0.1  # housekeeping: timeouts, timeline
@@ -265,8 +265,7 @@ class WorkerRun:
         self._finish(self.end_reason)
 
     def _close_open_rows(self, outcome: int) -> None:
-        still_open = np.flatnonzero(np.frombuffer(self.rec.outcome, dtype=np.int8) == -1)
-        self.rec.mark_unsent(still_open.tolist(), outcome)
+        self.rec.mark_unsent(range(self.n), outcome)
 
     def _finish(self, reason: str) -> None:
         if not self.finished.done():
@@ -293,5 +292,3 @@ class WorkerRun:
             "cpus": sorted(os.sched_getaffinity(0)),
         }
 
-
-__all__ = ["WorkerSpec", "worker_main", "NOT_SET"]
