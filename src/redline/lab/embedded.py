@@ -16,7 +16,7 @@ from redline.scenarios.credentials import Credentials
 
 # keystone.issue on the reference service at bcrypt cost 4: each request does the work a
 # real token issue does (a bcrypt check, a Fernet token, a catalog), so N means something,
-# while one core still reaches a few hundred per second and a quick search ends in ~2 min.
+# while one core still reaches a few hundred per second.
 DEFAULT_SCENARIO = "keystone.issue"
 HASH_ROUNDS = 4
 USERS = 4
