@@ -84,3 +84,14 @@ def test_the_achieved_rate_of_an_overloaded_probe_shortens_the_search(capacity):
     guided, guided_hist = drive(cfg, lambda r: r <= capacity, capacity_of=lambda r: capacity * 0.995)
     assert guided.state == "found" and capacity * 0.97 <= guided.n <= capacity
     assert len(guided_hist) < len(plain_hist)
+
+
+@pytest.mark.parametrize("capacity", [0.75, 37, 400])
+def test_a_target_that_collapses_when_overloaded_is_bisected_not_crept_up_on(capacity):
+    """Overloaded, it serves a third of its capacity (Keystone without a cache does so):
+    the achieved rate is tried once, then the bracket is bisected."""
+    cfg = SearchConfig(start_rate=2 if capacity < 1 else 100, resolution_rel=0.02)
+    plain, plain_hist = drive(cfg, lambda r: r <= capacity)
+    guided, guided_hist = drive(cfg, lambda r: r <= capacity, capacity_of=lambda r: capacity / 3)
+    assert guided.state == "found" and capacity * 0.97 <= guided.n <= capacity
+    assert len(guided_hist) <= len(plain_hist) + 2, [p.rate for p in guided_hist]

@@ -164,6 +164,12 @@ def _guess(config: SearchConfig, history: list[ProbeRecord], lo: float, hi: floa
     top = _lowest_degraded(history, hi)
     if top is None or top.achieved is None:
         return None
+    # One guess per degraded bound: a target that serves far less than its capacity when
+    # overloaded (Keystone without a cache) would otherwise have the search creep up from
+    # lo one resolution step at a time; after the guess, bisect.
+    after = history[history.index(top) + 1 :]
+    if top.achieved < lo - step or any(p.phase == "bisect" and not p.full for p in after):
+        return None  # below a rate it sustained, what it served says nothing of its capacity
     est = top.achieved
     if est <= lo + step:
         guess = lo + step  # capacity looks like lo: check just above it

@@ -29,6 +29,9 @@ from redline.cli import report as _report  # noqa: E402,F401
 from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
 from redline.cli import storm as _storm  # noqa: E402,F401
 from redline.cli import scale as _scale  # noqa: E402,F401
+from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401
+from redline.cli import lab_keystone as _lab_keystone  # noqa: E402,F401
+from redline.cli import compare as _compare  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:

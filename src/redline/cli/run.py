@@ -20,6 +20,7 @@ from redline.cli.options import (
     read_body,
 )
 from redline.cli.progress import RunProgress
+from redline.cli import scenario_options as so
 from redline.errors import UserError
 from redline.jobs.run import run_fixed_rate
 from redline.lab.calibrated import CalibratedConfig
@@ -64,6 +65,19 @@ def run_command(
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders go."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name (after the UTC time)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    scenario: Optional[str] = so.SCENARIO,
+    os_cloud: Optional[str] = so.OS_CLOUD,
+    os_auth_url: Optional[str] = so.OS_AUTH_URL,
+    os_username: Optional[str] = so.OS_USERNAME,
+    os_password: Optional[str] = so.OS_PASSWORD,
+    os_project_name: Optional[str] = so.OS_PROJECT_NAME,
+    os_user_domain_name: Optional[str] = so.OS_USER_DOMAIN_NAME,
+    os_project_domain_name: Optional[str] = so.OS_PROJECT_DOMAIN_NAME,
+    users: Optional[str] = so.USERS,
+    users_project: Optional[str] = so.USERS_PROJECT,
+    token_pool: int = so.TOKEN_POOL,
+    mix: str = so.MIX,
+    password_hash_cost: Optional[int] = so.HASH_COST,
 ) -> None:
     """Offer load at a fixed rate (open loop) and record every request in a run folder."""
     if arrival not in ("constant", "poisson"):
@@ -74,8 +88,16 @@ def run_command(
     gen_cpus = parse_cpus(cpus)
     template = build_template(method, "/", header, read_body(body, body_file))
 
+    chosen = so.choose_scenario(
+        scenario, url, os_cloud, os_auth_url, os_username, os_password, os_project_name, os_user_domain_name,
+        os_project_domain_name, users, users_project, token_pool, mix, password_hash_cost,
+    )  # fmt: skip
     lab = None
-    if url is None:
+    if chosen is not None:
+        url = chosen.scenario.url
+        target_desc = chosen.target_description()
+        template = chosen.scenario.request(warmup + duration)
+    elif url is None:
         gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
         lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
         url = lab.url + "/"
@@ -89,7 +111,8 @@ def run_command(
             raise UserError("--rate is required with --url")
         positive(rate, "--rate")
         target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
-        template = with_url_path(template, url)
+        if chosen is None:
+            template = with_url_path(template, url)
         plan = LoadPlan(
             target=target,
             request=template,

@@ -47,6 +47,9 @@ class CapacityRequest:
     arrival: str = "constant"
     target_processes: ProcessSelector | None = None
     monitor_interval_s: float = 1.0
+    # Called before each probe with its length (s) for a fresh request (e.g. tokens
+    # that stay valid through the probe); None: `request` for every probe.
+    request_for: Callable[[float], RequestTemplate] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def _probe(req: CapacityRequest, step: Step, warmup: float, window: float, monit
     base_workers = req.workers or (len(req.cpus) if req.cpus else len(os.sched_getaffinity(0)))
     plan = LoadPlan(
         target=req.target,
-        request=req.request,
+        request=req.request_for(warmup + window) if req.request_for is not None else req.request,
         schedule=Schedule(rate=step.rate, duration_s=warmup + window, arrival=req.arrival),  # type: ignore[arg-type]
         warmup_s=warmup,
         workers=base_workers + step.attempt,  # an inconclusive probe is retried with more processes

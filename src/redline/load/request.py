@@ -68,9 +68,40 @@ class RequestTemplate:
     pool: tuple[dict[str, str], ...] = field(default=())
     # Header values that must not appear in results or logs (tokens, passwords).
     secret_headers: frozenset[str] = frozenset({"x-auth-token", "x-subject-token", "authorization"})
+    # A mix: other templates whose variants are interleaved, `weights[i]` of part i in
+    # every round (e.g. 1 issue, 4 validations). When set, this template's own fields
+    # are not rendered.
+    parts: tuple["RequestTemplate", ...] = ()
+    weights: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.parts and (len(self.weights) != len(self.parts) or min(self.weights) < 1):
+            raise ValueError("a mixed template needs one positive weight per part")
+
+    @classmethod
+    def mix(cls, parts: list[tuple["RequestTemplate", int]]) -> "RequestTemplate":
+        """Requests of several kinds in a fixed proportion (the engine cycles through variants)."""
+        return cls(method="MIX", parts=tuple(p for p, _ in parts), weights=tuple(w for _, w in parts))
 
     def render(self, target: Target) -> list[bytes]:
-        """Every distinct request of the run as wire bytes (one per pool entry, at least one)."""
+        """Every distinct request of the run as wire bytes (one per pool entry, at least one).
+
+        For a mix: rounds of `weights[i]` variants of part i, in order, until every
+        variant of every part has been used at least once."""
+        if self.parts:
+            rendered = [p.render(target) for p in self.parts]
+            rounds = max(-(-len(r) // w) for r, w in zip(rendered, self.weights))
+            out: list[bytes] = []
+            taken = [0] * len(rendered)
+            for _ in range(rounds):
+                for i, (r, w) in enumerate(zip(rendered, self.weights)):
+                    for _ in range(w):
+                        out.append(r[taken[i] % len(r)])
+                        taken[i] += 1
+            return out
+        return self._render_one(target)
+
+    def _render_one(self, target: Target) -> list[bytes]:
         host = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
         if ":" in target.host:
             host = f"[{target.host}]:{target.port}"
@@ -93,6 +124,8 @@ class RequestTemplate:
 
     def describe(self) -> dict:
         """A JSON-able description with secret header values redacted."""
+        if self.parts:
+            return {"mix": [p.describe() | {"weight": w} for p, w in zip(self.parts, self.weights)]}
         return {
             "method": self.method,
             "path": self.path,

@@ -1,0 +1,88 @@
+"""`redline lab keystone up|down|status`: real Keystone (PyPI) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from redline.cli.app import lab_app
+from redline.cli.lab_identity import PASSWORD_ENV, print_credentials
+from redline.cli.options import err_console, out_console, parse_cpus
+from redline.lab import keystone as lab
+from redline.lab.state import running
+
+keystone_app = typer.Typer(help="Real Keystone from PyPI: the study's configurations.", no_args_is_help=True)
+lab_app.add_typer(keystone_app, name="keystone")
+
+_STATE_HELP = "State directory (config, keys, database, logs, state.json)."
+
+
+def _state_dir(value: Optional[Path]) -> Path:
+    return value if value is not None else lab.default_state_dir()
+
+
+@keystone_app.command("up")
+def keystone_up(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0: a free port)."),
+    server: str = typer.Option("uwsgi", "--server", help="uwsgi (HTTP socket), gunicorn, apache (Apache2 + mod_wsgi) or nginx-uwsgi (nginx in front of uWSGI)."),
+    processes: int = typer.Option(2, "--processes", "-p", help="Server worker processes."),
+    threads: int = typer.Option(1, "--threads", help="Threads per worker process."),
+    cache: str = typer.Option("memcached", "--cache", help="none (Keystone's shipped default), memcached or memory (per process)."),
+    database: str = typer.Option("sqlite", "--database", help="sqlite."),
+    hash_rounds: int = typer.Option(4, "--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12)."),
+    users: int = typer.Option(4, "--users", help="Benchmark users bench-0 … bench-(N-1) in project bench."),
+    cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for Keystone (and memcached), e.g. 1."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the state (without the password) as JSON."),
+) -> None:
+    """Install (once, cached), configure, bootstrap and start Keystone; print its URL and credentials.
+
+    The password is taken from REDLINE_LAB_PASSWORD when set, else generated and printed once."""
+    config = lab.KeystoneLabConfig(
+        _state_dir(state_dir), port, server, processes, threads, cache, database, hash_rounds, users, parse_cpus(cpus)
+    )
+    given = os.environ.get(PASSWORD_ENV)
+    password = given or secrets.token_urlsafe(16)
+    with err_console.status("starting Keystone") as status:
+        state = lab.up(config, password, on_step=lambda s: status.update(f"[dim]{s}[/dim]"))
+    if as_json:
+        print(json.dumps(state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
+        return
+    out_console.print(f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {database})")
+    print_credentials(state, None if given else password)
+    if given:
+        out_console.print(f"OS_PASSWORD: the value of {PASSWORD_ENV}")
+
+
+@keystone_app.command("down")
+def keystone_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP)) -> None:
+    """Stop Keystone and every process started with it."""
+    state = lab.down(_state_dir(state_dir))
+    if state is None:
+        print("redline: no Keystone lab is running; nothing to stop", file=sys.stderr)
+        return
+    out_console.print(f"Keystone stopped (pid {state.pid}{''.join(f', {p}' for p in state.extra_pids)})")
+
+
+@keystone_app.command("status")
+def keystone_status(
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Say whether Keystone runs, where, and how it is configured (exit 3 when it does not)."""
+    state = running(_state_dir(state_dir))
+    if as_json:
+        print(json.dumps(None if state is None else state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
+    elif state is None:
+        print("Keystone lab: not running")
+    else:
+        out_console.print(f"Keystone lab: running at {state.url} (pid {state.pid}); {json.dumps(state.config)}")
+        print_credentials(state, None)
+    if state is None:
+        raise typer.Exit(3)

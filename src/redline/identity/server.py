@@ -1,0 +1,228 @@
+"""Serve the identity API: N worker processes, each an asyncio + httptools server on
+its own SO_REUSEPORT socket (the kernel spreads connections over them).
+
+The parent binds the port first (so that port 0 works), forks the workers, prints one
+banner line with the URL once every worker listens, and on SIGTERM or SIGINT stops
+them all and exits; if one worker dies, it stops the others and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import httptools
+
+from redline.identity.api import JSON, IdentityAPI, Response, ServiceSettings
+from redline.identity.store import Store
+from redline.identity.tokens import TokenCodec, load_or_create_keys
+
+DB_NAME = "identity.db"
+KEYS_DIR = "fernet-keys"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    workers: int = 2
+    token_ttl_s: float = 3600.0
+
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+def encode_response(r: Response, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {r.status} {_REASONS.get(r.status, 'Unknown')}"]
+    if r.status != 204:
+        lines.append(f"Content-Type: {JSON}")
+        lines.append(f"Content-Length: {len(r.body)}")
+    lines.append("Vary: X-Auth-Token")
+    for name, value in r.headers:
+        lines.append(f"{name}: {value}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + r.body
+
+
+class _HTTP(asyncio.Protocol):
+    """One connection: parse requests with httptools, answer each in order."""
+
+    def __init__(self, api: IdentityAPI) -> None:
+        self.api = api
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._close(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except httptools.HttpParserError:
+            self._close(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def _close(self, last: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(last)
+            self.transport.close()
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parsed = httptools.parse_url(self.url)
+        path = parsed.path.decode("latin-1")
+        query = parsed.query.decode("latin-1") if parsed.query else ""
+        method = self.parser.get_method().decode("ascii")
+        try:
+            response = self.api.handle(method, path, query, self.headers, b"".join(self.body))
+        except Exception as exc:  # a bug must cost one request, not the worker
+            print(f"identity: error in {method} {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            response = Response(500, b'{"error": {"code": 500, "message": "internal error", "title": "Internal Server Error"}}')
+        keep = self.parser.should_keep_alive()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode_response(response, keep))
+            if not keep:
+                self.transport.close()
+        self._reset()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(config: ServerConfig, port: int, ready_fd: int) -> None:
+    """A worker process: own socket, own store connection, one event loop, forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    store = Store(config.state_dir / DB_NAME)
+    codec = TokenCodec(load_or_create_keys(config.state_dir / KEYS_DIR))
+    settings = ServiceSettings(public_url=f"http://{config.host}:{port}", token_ttl_s=config.token_ttl_s)
+    api = IdentityAPI(store, codec, settings)
+    sock = _listening_socket(config.host, port)
+    sock.listen(1024)
+    server = loop.run_until_complete(loop.create_server(lambda: _HTTP(api), sock=sock))
+    os.write(ready_fd, b"r")
+    os.close(ready_fd)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+def serve(config: ServerConfig) -> int:
+    """Run the service until SIGTERM/SIGINT; returns the exit status."""
+    if not (config.state_dir / DB_NAME).exists():
+        raise FileNotFoundError(f"no identity database in {config.state_dir}")
+    probe = _listening_socket(config.host, config.port)  # bound, not listening: reserves the port
+    port = probe.getsockname()[1]
+    read_fd, write_fd = os.pipe()
+    children: list[int] = []
+    stopping = False
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            code = 0
+            try:
+                _worker(config, port, write_fd)
+            except BaseException as exc:  # noqa: BLE001 - report and leave
+                print(f"identity worker failed: {exc}", file=sys.stderr)
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(write_fd)
+    got = b""
+    deadline = time.monotonic() + 30
+    while len(got) < config.workers and time.monotonic() < deadline:
+        chunk = os.read(read_fd, 16)
+        if not chunk:
+            break
+        got += chunk
+    os.close(read_fd)
+    probe.close()
+    if len(got) < config.workers:
+        _stop_children(children)
+        print("identity: workers did not start", file=sys.stderr)
+        return 1
+    print(f"reference identity service on http://{config.host}:{port}/ ({config.workers} workers)", flush=True)
+    code = 0
+    while not stopping:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            if not stopping:
+                print(f"identity: worker {pid} exited ({status}); stopping", file=sys.stderr)
+                code = 1
+            children.remove(pid)
+            break
+        time.sleep(0.2)
+    _stop_children(children)
+    return code
+
+
+def _stop_children(children: list[int]) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    for pid in children:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)

@@ -1,0 +1,165 @@
+"""Background lab services: one state directory each, a state.json without secrets,
+a PID to stop them by, and a way to ask what is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from redline.errors import UserError
+
+STATE_JSON = "state.json"
+
+
+def default_state_root() -> Path:
+    """Where lab services keep their state: REDLINE_LAB_DIR, else ~/.local/state/redline/lab."""
+    if os.environ.get("REDLINE_LAB_DIR"):
+        return Path(os.environ["REDLINE_LAB_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "redline" / "lab"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What `status` shows and what scenarios read (the URL, users, hash cost). No secrets."""
+
+    kind: str  # identity, keystone
+    pid: int
+    url: str  # the identity endpoint, e.g. http://127.0.0.1:5000/v3
+    admin_user: str
+    admin_project: str
+    bench_users: tuple[str, ...]
+    bench_project: str
+    password_hash_rounds: int
+    started_at: float
+    config: dict = field(default_factory=dict)
+    extra_pids: tuple[int, ...] = ()  # helpers started with it (memcached, a database)
+
+    def save(self, state_dir: Path) -> None:
+        tmp = state_dir / (STATE_JSON + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(state_dir / STATE_JSON)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> "ServiceState | None":
+        try:
+            doc = json.loads((state_dir / STATE_JSON).read_text())
+            doc["bench_users"] = tuple(doc["bench_users"])
+            doc["extra_pids"] = tuple(doc.get("extra_pids", ()))
+            return cls(**doc)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def describe(self) -> dict:
+        """For a run's target description (what a reader needs to compare runs)."""
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "password_hash_rounds": self.password_hash_rounds,
+            **self.config,
+        }
+
+
+def alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not running
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def running(state_dir: Path) -> ServiceState | None:
+    state = ServiceState.load(state_dir)
+    return state if state is not None and alive(state.pid) else None
+
+
+def stop_group(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process (the leader of its own session), then SIGKILL its whole group."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    deadline = time.monotonic() + 5
+    while group_members(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid`."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(entry.name))
+    return out
+
+
+def spawn_detached(args: list[str], log: Path, cpus: tuple[int, ...] | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Start a service in its own session (so its group can be stopped as one), logging to `log`."""
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+            env=env,
+        )
+
+
+def wait_for_line(proc: subprocess.Popen, log: Path, marker: str, what: str, timeout: float = 60.0) -> str:
+    """The first log line holding `marker`; a clear error if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for line in text.splitlines():
+            if marker in line:
+                return line
+        if proc.poll() is not None:
+            last = [l for l in text.splitlines() if l.strip()]
+            raise UserError(f"{what} exited at start: {last[-1] if last else proc.returncode} (log: {log})")
+        time.sleep(0.05)
+    stop_group(proc.pid)
+    raise UserError(f"{what} did not start within {timeout:g} s (log: {log})")
+
+
+def find_by_url(url: str) -> ServiceState | None:
+    """The running lab service (of any kind) whose endpoint is `url`, if redline started one."""
+    root = default_state_root()
+    want = url.rstrip("/")
+    if not root.is_dir():
+        return None
+    for d in root.iterdir():
+        st = running(d)
+        if st is not None and (st.url.rstrip("/") == want or st.url.rstrip("/").removesuffix("/v3") == want):
+            return st
+    return None
