@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
@@ -49,13 +48,11 @@ def test_unwritable_html_is_one_line_error() -> None:
     assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_live_host_audit_is_fast_and_real() -> None:
-    start = time.perf_counter()
+def test_live_host_audit_is_real() -> None:
+    # Its speed (goal: under 2 s) is measured by benchmarks/audit_time.py, not asserted here.
     r = redline("audit", "--json")
-    wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert wall < 2.0, f"redline audit took {wall:.2f} s"
     statuses = {f["status"] for f in data["findings"]}
     assert "pass" in statuses  # the live host has /proc and /sys: kernel checks read real values
     cpu = [f for f in data["findings"] if f["id"] == "host.swappiness"][0]

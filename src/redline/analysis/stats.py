@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _sps
 
 _MAX_INT64 = np.iinfo(np.int64).max
 MAX_AUTOCORR = 0.5
@@ -160,6 +159,8 @@ def mann_kendall(y: np.ndarray, residuals: np.ndarray | None = None) -> tuple[fl
     if var <= 0:
         return tau, 1.0, r1
     z = (s - np.sign(s)) / math.sqrt(var)  # continuity correction
+    from scipy import stats as _sps  # ~0.8 s to import: only when a trend is tested
+
     return tau, float(_sps.norm.sf(z)), r1
 
 
@@ -176,6 +177,8 @@ def trend(x: np.ndarray, y: np.ndarray) -> Trend | None:
         return None
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
+    from scipy import stats as _sps
+
     slope, intercept, lo, hi = _sps.theilslopes(y, x, alpha=0.95)
     if np.ptp(y) == 0:  # a constant series cannot be rising: no evidence at all
         return Trend(float(slope), float(intercept), float(lo), float(hi), 0.0, 1.0, 0.0, int(x.size))
