@@ -97,6 +97,8 @@ def start(
     when this returns. Settings are server options NAME=VALUE (e.g. fsync=off)."""
     validate(kind, settings)
     stop(state_dir)
+    for old in ("postgresql.log", "mariadb.log"):
+        (state_dir / old).unlink(missing_ok=True)
     db = state_dir / DB_DIR
     _fresh_dir(db, tmpfs)
     storage = "tmpfs" if tmpfs else "disk"
@@ -151,7 +153,6 @@ def _start_postgresql(state_dir: Path, db: Path, storage: str, settings: tuple[s
     _run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
           "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], "initdb")  # fmt: skip
     log = state_dir / "postgresql.log"
-    log.unlink(missing_ok=True)
     args = [*prefix, str(bindir / "postgres"), "-D", str(data), "-k", str(run), "-p", "5432", "-c", "listen_addresses="]
     for s in settings:
         args += ["-c", s]
@@ -198,7 +199,6 @@ def _start_mariadb(state_dir: Path, db: Path, storage: str, settings: tuple[str,
     _run([*prefix, install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=socket",
           "--skip-test-db", "--skip-name-resolve"], "mariadb-install-db")  # fmt: skip
     log = state_dir / "mariadb.log"
-    log.unlink(missing_ok=True)
     args = [*prefix, mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", "--skip-networking",
             f"--pid-file={run / 'mariadbd.pid'}", "--character-set-server=utf8mb4"]  # fmt: skip
     args += [f"--{s}" for s in settings]
@@ -302,7 +302,7 @@ def _last_line(text: str) -> str:
     """The line that says why: the last error line when there is one, else the last line
     (MariaDB ends with a bare "Aborting" after the line that matters)."""
     lines = [l.strip() for l in text.splitlines() if l.strip()]
-    errors = [l for l in lines if re.search(r"\b(FATAL|ERROR|PANIC)\b", l)]
+    errors = [l for l in lines if re.search(r"\b(FATAL|ERROR|PANIC)\b", l) and not l.endswith("Aborting")]
     return (errors or lines or [""])[-1]
 
 
