@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -63,11 +64,11 @@ class Database:
 
 @dataclass(frozen=True)
 class _Record:
-    """db.json: enough to stop the server and unmount its tmpfs after a crash of the lab."""
+    """db.json: enough to stop the server after a crash of the lab (a tmpfs is found by
+    looking: it is mounted at STATE/db or not)."""
 
     kind: str
     pid: int | None
-    mount: str | None
 
 
 def _check_settings(kind: str, settings: tuple[str, ...]) -> None:
@@ -90,7 +91,7 @@ def start(
     tmpfs: bool = False,
     settings: tuple[str, ...] = (),
     cpus: tuple[int, ...] | None = None,
-    on_step=lambda s: None,
+    on_step: Callable[[str], None] = lambda s: None,
 ) -> Database:
     """Create a fresh database of `kind` under `state_dir` (stopping any left from before)
     and, for PostgreSQL and MariaDB, start its server; Keystone's database and user exist
@@ -103,7 +104,7 @@ def start(
     _fresh_dir(db, tmpfs)
     storage = "tmpfs" if tmpfs else "disk"
     if kind == "sqlite":
-        _record(state_dir, _Record(kind, None, str(db) if tmpfs else None))
+        _record(state_dir, _Record(kind, None))
         return Database(kind, f"sqlite:///{db}/keystone.db", storage, _sqlite_version())
     starter = _start_postgresql if kind == "postgresql" else _start_mariadb
     return starter(state_dir, db, storage, settings, cpus, on_step)
@@ -114,7 +115,7 @@ def stop(state_dir: Path) -> int | None:
     idempotent. Returns the pid it stopped."""
     rec = _load(state_dir)
     stopped = None
-    if rec is not None and rec.pid is not None and alive(rec.pid):
+    if rec is not None and rec.pid is not None and alive(rec.pid) and _works_in(rec.pid, state_dir / DB_DIR):
         _stop_server(rec.pid, signal.SIGINT if rec.kind == "postgresql" else signal.SIGTERM)
         stopped = rec.pid
     mount = state_dir / DB_DIR
@@ -158,7 +159,7 @@ def _start_postgresql(state_dir: Path, db: Path, storage: str, settings: tuple[s
         args += ["-c", s]
     on_step("starting PostgreSQL on a unix socket")
     proc = spawn_detached(args, log, cpus)
-    _record(state_dir, _Record("postgresql", proc.pid, str(db) if storage == "tmpfs" else None))
+    _record(state_dir, _Record("postgresql", proc.pid))
     _await_ready(proc, log, "database system is ready to accept connections", "PostgreSQL")
     on_step("creating Keystone's role and database")
     sql = "CREATE ROLE keystone LOGIN;\nCREATE DATABASE keystone OWNER keystone ENCODING 'UTF8';\n"
@@ -194,22 +195,22 @@ def _start_mariadb(state_dir: Path, db: Path, storage: str, settings: tuple[str,
     _socket_fits(sock)
     prefix = _service_dirs("mysql", data, run)
     version = _mariadb_version(mariadbd)
+    # unix_socket authentication: the OS user running the lab is an administrator of its server.
+    admin = pwd.getpwuid(os.geteuid()).pw_name
     on_step(f"mariadb-install-db (MariaDB {version}, data on {storage})")
     # --no-defaults first: Debian's /etc/mysql/*.cnf must not leak into a private server.
     _run([*prefix, install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=socket",
-          "--skip-test-db", "--skip-name-resolve"], "mariadb-install-db")  # fmt: skip
+          f"--auth-root-socket-user={admin}", "--skip-test-db", "--skip-name-resolve"], "mariadb-install-db")  # fmt: skip
     log = state_dir / "mariadb.log"
     args = [*prefix, mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", "--skip-networking",
             f"--pid-file={run / 'mariadbd.pid'}", "--character-set-server=utf8mb4"]  # fmt: skip
     args += [f"--{s}" for s in settings]
     on_step("starting MariaDB on a unix socket")
     proc = spawn_detached(args, log, cpus)
-    _record(state_dir, _Record("mariadb", proc.pid, str(db) if storage == "tmpfs" else None))
+    _record(state_dir, _Record("mariadb", proc.pid))
     _await_ready(proc, log, "ready for connections", "MariaDB")
     on_step("creating Keystone's user and database")
     password = secrets.token_hex(16)  # hex: nothing to escape in a URL or in SQL
-    # unix_socket authentication: the OS user running the lab is MariaDB's root here.
-    admin = "root" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     sql = (
         "CREATE DATABASE keystone CHARACTER SET utf8mb4;\n"
         f"CREATE USER 'keystone'@'localhost' IDENTIFIED BY '{password}';\n"
@@ -316,6 +317,16 @@ def _await_ready(proc: subprocess.Popen, log: Path, marker: str, what: str) -> N
             raise UserError(f"{what} exited at start: {_last_line(text) or f'exit {proc.returncode}'} (log: {log})")
         time.sleep(0.05)
     raise UserError(f"{what} did not become ready within {_READY_TIMEOUT_S:g} s: {_last_line(text)} (log: {log})")
+
+
+def _works_in(pid: int, path: Path) -> bool:
+    """Whether `pid` still is our server (its working directory is its data directory),
+    not another process that got the pid after a reboot."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return cwd == str(path) or cwd.startswith(f"{path}/")
 
 
 def _children(pid: int) -> list[int]:
