@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, run_redline
-from redline.lab.keystone_db import _mariadb_bins, _pg_bindir
+from redline.lab.keystone_db import _last_line, _mariadb_bins, _pg_bindir
 from redline.lab.state import alive, group_members
 
-pytestmark = pytest.mark.slow
 PASSWORD = "Keystone-db-pw-42"
 GEN = ",".join(map(str, GEN_CPUS))
 TARGET = ",".join(map(str, TARGET_CPUS)) if TARGET_CPUS else None
@@ -66,6 +65,7 @@ def _keystone_users(database: str, run: Path) -> int:
     return int(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database, tmpfs", [("postgresql", False), ("mariadb", True)])
 def test_quick_capacity_on_keystone_database(lab_root, tmp_path, monkeypatch, database, tmpfs):
     t0 = time.monotonic()
@@ -109,6 +109,7 @@ def test_quick_capacity_on_keystone_database(lab_root, tmp_path, monkeypatch, da
     print(f"{database}: up + capacity + down in {time.monotonic() - t0:.0f} s")
 
 
+@pytest.mark.slow
 def test_database_that_cannot_start_says_why(lab_root):
     """A real start failure (a setting the server rejects): its log's error line, no process left."""
     sdir = str(lab_root / "keystone")
@@ -124,6 +125,7 @@ def test_database_that_cannot_start_says_why(lab_root):
     assert not os.path.ismount(Path(sdir) / "db")
 
 
+@pytest.mark.slow
 def test_database_options_one_line(lab_root, monkeypatch):
     sdir = str(lab_root / "keystone")
     for args, expected in [
@@ -139,6 +141,7 @@ def test_database_options_one_line(lab_root, monkeypatch):
     assert _lab_processes(lab_root) == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("mount") is None, reason="no mount(8)")
 def test_sqlite_on_tmpfs_comes_and_goes(lab_root):
     """SQLite on a tmpfs: Keystone's file is on the mount while up; `down` unmounts it."""
@@ -148,3 +151,11 @@ def test_sqlite_on_tmpfs_comes_and_goes(lab_root):
     assert os.path.ismount(sdir / "db") and (sdir / "db" / "keystone.db").stat().st_size > 0
     assert run_redline("lab", "keystone", "down", "--state-dir", str(sdir)).returncode == 0
     assert not os.path.ismount(sdir / "db") and _lab_processes(lab_root) == []
+
+
+def test_failure_line_is_the_error_not_the_epilogue():
+    pg = "LOG:  starting PostgreSQL 15\nFATAL:  could not map anonymous shared memory\nLOG:  database system is shut down\n"
+    assert _last_line(pg) == "FATAL:  could not map anonymous shared memory"
+    maria = "[Note] Starting\n[ERROR] mariadbd: unknown variable 'x=1'\n[ERROR] Aborting\n"
+    assert _last_line(maria) == "[ERROR] mariadbd: unknown variable 'x=1'"
+    assert _last_line("only a note\n\n") == "only a note"
