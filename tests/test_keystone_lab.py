@@ -81,6 +81,14 @@ def test_up_twice_down_twice(keystone, tmp_path):
     assert status.returncode == 0 and "running at" in status.stdout and PASSWORD not in status.stdout
 
 
+def test_bad_credentials_stop_before_the_run(keystone, tmp_path):
+    wrong = ["--os-auth-url", keystone.url, "--os-username", "admin", "--os-password", "not-" + PASSWORD, "--os-project-name", "admin"]
+    proc = run_redline("capacity", "--scenario", "keystone.issue", *wrong, "--results", str(tmp_path))
+    line = assert_one_line_error(proc)
+    assert "401" in line and PASSWORD not in proc.stderr + proc.stdout
+    assert not any(tmp_path.iterdir())  # nothing measured, no run folder
+
+
 def test_keystone_killed_mid_run(keystone, tmp_path):
     """Last in the module: kills the server (the fixture's `down` then stops memcached)."""
     proc = subprocess.Popen(

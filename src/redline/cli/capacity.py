@@ -16,10 +16,12 @@ from redline.cli import scenario_options as so
 from redline.cli.run import EMBEDDED, split_cpus_for_embedded, with_url_path
 from redline.errors import UserError
 from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
+from redline.lab.embedded import DEFAULT_SCENARIO, start_identity
 from redline.lab.process import start_calibrated
 from redline.load.request import Target
 from redline.monitor import NamePattern, PidTree
 
+EMBEDDED_KINDS = ("identity", "calibrated")
 EXIT_CODES = {"found": 0, "at_upper_bound": 0, "never_stable": 4, "inconclusive": 5, "probe_limit": 5}
 
 _COLOURS = {"stable": "green", "degraded": "red", "inconclusive": "yellow"}
@@ -66,7 +68,8 @@ class _Display(CapacityHooks):
 
 @app.command("capacity")
 def capacity_command(
-    url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it, redline starts its embedded calibrated target (capacity 400 requests/s)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it (and without --scenario), redline starts an embedded target: see --embedded."),
+    embedded: Optional[str] = typer.Option(None, "--embedded", help="The target redline starts when there is no --url: identity (the default: the reference identity service on its own CPU, keystone.issue at bcrypt cost 4) or calibrated (a queue of known capacity, 400 requests/s)."),
     protocol: str = typer.Option("quick", "--protocol", "-p", help="quick, thorough or paper."),
     criterion: Optional[str] = typer.Option(None, "--criterion", help="robust or paper (default: the protocol's)."),
     min_rate: Optional[float] = typer.Option(None, "--min", help="Lower end of a fixed search range (with --max)."),
@@ -122,29 +125,43 @@ def capacity_command(
     template = build_template(method, "/", header, read_body(body, body_file))
     selector = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
 
-    chosen = so.choose_scenario(
-        scenario, url, os_cloud, os_auth_url, os_username, os_password, os_project_name, os_user_domain_name,
-        os_project_domain_name, users, users_project, token_pool, mix, password_hash_cost,
-    )  # fmt: skip
+    kind = _embedded_kind(embedded, url, scenario, os_cloud, os_auth_url)
     lab = None
-    request_for = None
-    if chosen is not None:
-        url = chosen.scenario.url
-        target_desc = chosen.target_description()
-        template = chosen.scenario.request(sum(proto.trial(True)))
-        request_for = chosen.scenario.request
-        if selector is None and chosen.lab is not None:
-            selector = PidTree(chosen.lab.pid)
-    elif url is None:
-        gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
-        lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
-        url = lab.url + "/"
-        selector = PidTree(lab.pid)
-        target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **EMBEDDED.describe()}
-        err_console.print(f"[dim]{lab.banner}[/dim]")
-    else:
-        target_desc = {"url": url, "embedded": False}
-    try:
+    identity = None
+    try:  # whatever fails after an embedded target started, the target is stopped
+        if kind == "identity":
+            gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
+            identity = start_identity(target_cpus)
+            err_console.print(
+                f"[dim]embedded target: the reference identity service on {identity.state.url}, CPU {_cpu_list(target_cpus)};"
+                f" generator on CPU {_cpu_list(gen_cpus)}[/dim]"
+            )
+            chosen = so.embedded_choice(scenario or DEFAULT_SCENARIO, identity, token_pool, mix)
+        else:
+            chosen = so.choose_scenario(
+                scenario, url, os_cloud, os_auth_url, os_username, os_password, os_project_name, os_user_domain_name,
+                os_project_domain_name, users, users_project, token_pool, mix, password_hash_cost,
+            )  # fmt: skip
+        request_for = None
+        if chosen is not None:
+            url = chosen.scenario.url
+            target_desc = chosen.target_description()
+            template = chosen.scenario.request(sum(proto.trial(True)))
+            request_for = chosen.scenario.request
+            if selector is None and chosen.lab is not None:
+                selector = PidTree(chosen.lab.pid, chosen.lab.extra_pids)
+            if identity is not None:
+                target_desc |= {"embedded": True, "cpus": list(target_cpus or ()), "pid": identity.state.pid}
+        elif kind == "calibrated":
+            gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
+            lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
+            url = lab.url + "/"
+            selector = PidTree(lab.pid)
+            target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **EMBEDDED.describe()}
+            err_console.print(f"[dim]{lab.banner}[/dim]")
+        else:
+            target_desc = {"url": url, "embedded": False}
+        assert url is not None
         target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
         req = CapacityRequest(
             target=target,
@@ -164,11 +181,33 @@ def capacity_command(
     finally:
         if lab is not None:
             lab.stop()
+        if identity is not None:
+            identity.stop()
 
     doc = result.document
     keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
     publish(doc, result.folder.path, as_json, {k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc)}, _print_result)
     raise typer.Exit(EXIT_CODES[doc["outcome"]["state"]])
+
+
+def _embedded_kind(embedded: str | None, url: str | None, scenario: str | None, os_cloud: str | None, os_auth_url: str | None) -> str | None:
+    """Which embedded target to start, if any: without --url and --scenario, the reference
+    identity service (or what --embedded names)."""
+    if embedded is None:
+        return "identity" if url is None and scenario is None else None
+    if embedded not in EMBEDDED_KINDS:
+        raise UserError(f"--embedded must be one of {', '.join(EMBEDDED_KINDS)}, not {embedded!r}")
+    if url is not None:
+        raise UserError("--embedded starts its own target: drop --url (or --embedded)")
+    if os_cloud or os_auth_url:
+        raise UserError("--embedded starts its own target with its own credentials: drop --os-cloud/--os-auth-url")
+    if embedded == "calibrated" and scenario is not None:
+        raise UserError("--scenario needs a Keystone: --embedded identity, or credentials (--os-auth-url, OS_AUTH_URL, --os-cloud)")
+    return embedded
+
+
+def _cpu_list(cpus: tuple[int, ...] | None) -> str:
+    return ",".join(map(str, cpus)) if cpus else "any"
 
 
 def _probe_rows(doc: dict) -> list[dict]:

@@ -30,7 +30,7 @@ def _state_dir(value: Optional[Path]) -> Path:
 @keystone_app.command("up")
 def keystone_up(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0: a free port)."),
-    server: str = typer.Option("uwsgi", "--server", help=f"{' or '.join(lab.SERVERS)}."),
+    server: str = typer.Option("uwsgi", "--server", help="uwsgi (HTTP socket), gunicorn, apache (Apache2 + mod_wsgi) or nginx-uwsgi (nginx in front of uWSGI)."),
     processes: int = typer.Option(2, "--processes", "-p", help="Server worker processes."),
     threads: int = typer.Option(1, "--threads", help="Threads per worker process."),
     cache: str = typer.Option("memcached", "--cache", help="none (Keystone's shipped default), memcached or memory (per process)."),

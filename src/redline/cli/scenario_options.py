@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from redline.errors import UserError
+from redline.lab.embedded import EmbeddedIdentity
 from redline.lab.state import ServiceState, find_by_url
 from redline.scenarios import credentials
 from redline.scenarios.keystone import SCENARIOS, KeystoneOptions, KeystoneScenario, expand_users, parse_mix, v3_url
@@ -88,3 +89,19 @@ def choose_scenario(
     scenario = KeystoneScenario(opts)
     scenario.preflight()
     return ScenarioChoice(scenario, lab)
+
+
+def embedded_choice(name: str, emb: EmbeddedIdentity, token_pool: int, mix: str) -> ScenarioChoice:
+    """A scenario against the embedded reference identity service (its own users and password)."""
+    opts = KeystoneOptions(
+        scenario=name,
+        credentials=emb.credentials,
+        users=emb.state.bench_users,
+        users_project=emb.state.bench_project,
+        token_pool=token_pool,
+        mix=parse_mix(mix),
+        password_hash_rounds=emb.state.password_hash_rounds,
+    )
+    scenario = KeystoneScenario(opts)
+    scenario.preflight()
+    return ScenarioChoice(scenario, emb.state)

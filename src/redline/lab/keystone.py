@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redline.errors import UserError
-from redline.lab import keystone_db, keystone_venv
+from redline.lab import keystone_db, keystone_servers, keystone_venv
 from redline.lab.state import ServiceState, alive, default_state_root, running, spawn_detached, stop_group
 from redline.scenarios.keystone_client import KeystoneClient, password_auth_body
 
 KIND = "keystone"
-SERVERS = ("uwsgi", "gunicorn")
+SERVERS = keystone_servers.SERVERS
 CACHES = ("none", "memcached", "memory")
 DATABASES = keystone_db.DATABASES
 
@@ -111,29 +111,15 @@ def _manage(vdir: Path, conf: Path, args: list[str], env: dict, what: str) -> No
         raise UserError(f"keystone-manage {args[0]} failed ({what}): {last[-1] if last else r.returncode}")
 
 
-def _server_args(c: KeystoneLabConfig, vdir: Path, d: Path, port: int) -> list[str]:
-    if c.server == "uwsgi":
-        return [
-            str(vdir / "bin" / "uwsgi"), "--http-socket", f"127.0.0.1:{port}",
-            "--module", "keystone.wsgi.api:application", "--master", "--die-on-term", "--need-app",
-            "--processes", str(c.processes), "--threads", str(c.threads), "--disable-logging",
-            "--buffer-size", "65535", "--listen", "1024",
-        ]  # fmt: skip
-    conf = d / "gunicorn.conf.py"  # keystone parses sys.argv: settings go in a file
-    conf.write_text(
-        f"bind = '127.0.0.1:{port}'\nworkers = {c.processes}\nthreads = {c.threads}\n"
-        f"wsgi_app = 'keystone.wsgi.api:application'\nbacklog = 1024\n"
-    )
-    return [str(vdir / "bin" / "gunicorn"), "-c", str(conf)]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+def _wait_http(url: str, procs: list[tuple[subprocess.Popen, keystone_servers.Launch]], timeout: float = 90.0) -> None:
     client = KeystoneClient(url, timeout_s=5)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = log.read_text(errors="replace").splitlines() if log.exists() else []
-            raise UserError(f"Keystone's server exited at start: {text[-1] if text else proc.returncode} (log: {log})")
+        for proc, launch in procs:
+            if proc.poll() is not None:
+                log = launch.log
+                text = [l for l in log.read_text(errors="replace").splitlines() if l.strip()] if log.exists() else []
+                raise UserError(f"Keystone's {launch.name} exited at start: {text[-1] if text else proc.returncode} (log: {log})")
         try:
             status, _, _ = client.request("GET", "")
             if status == 200:
@@ -141,7 +127,7 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.
         except UserError:
             pass
         time.sleep(0.3)
-    raise UserError(f"Keystone did not answer on {url} within {timeout:g} s (log: {log})")
+    raise UserError(f"Keystone did not answer on {url} within {timeout:g} s (logs: {', '.join(str(l.log) for _, l in procs)})")
 
 
 def _create_bench_users(url: str, password: str, n: int) -> None:
@@ -172,14 +158,18 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
     if current is not None:
         raise UserError(f"Keystone is already running at {current.url} (pid {current.pid}); stop it with `redline lab keystone down`")
     _stop_extras(d)
+    keystone_servers.check_system(c.server)
     on_step("checking the Keystone virtualenv")
     vdir = keystone_venv.ensure((c.server, c.database), on_line=lambda l: on_step(f"pip: {l[:100]}"))
     try:
         if d.exists():
             for child in ("fernet-keys", "credential-keys"):
                 shutil.rmtree(d / child, ignore_errors=True)
-            for f in ("keystone.db", "keystone.log", "server.log", "memcached.log", "state.json"):
-                (d / f).unlink(missing_ok=True)
+            for f in ("keystone.db", "keystone.log", "memcached.log", "state.json", *keystone_servers.STATE_FILES):
+                if (d / f).is_dir():
+                    shutil.rmtree(d / f, ignore_errors=True)
+                else:
+                    (d / f).unlink(missing_ok=True)
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)
     except OSError as exc:
@@ -219,10 +209,14 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
         _manage(vdir, conf, ["bootstrap", "--bootstrap-admin-url", url, "--bootstrap-public-url", url,
                              "--bootstrap-internal-url", url, "--bootstrap-region-id", "RegionOne"], boot_env, "bootstrap")  # fmt: skip
         on_step(f"starting {c.server} ({c.processes} processes × {c.threads} threads) on 127.0.0.1:{port}")
-        log = d / "server.log"
-        proc = spawn_detached(_server_args(c, vdir, d, port), log, c.cpus, env)
-        started.append(proc.pid)
-        _wait_http(url, proc, log)
+        server = keystone_servers.plan(c.server, vdir, d, port, c.processes, c.threads, conf)
+        procs = []
+        for launch in server.launches:
+            proc = spawn_detached(list(launch.args), launch.log, c.cpus, env)
+            started.append(proc.pid)
+            procs.append((proc, launch))
+        extra += [p.pid for p, _ in procs[:-1]]  # e.g. uWSGI behind nginx; the front is the state's pid
+        _wait_http(url, procs)
         on_step(f"creating {c.bench_users} benchmark users (bcrypt cost {c.hash_rounds})")
         _create_bench_users(url, password, c.bench_users)
     except BaseException:

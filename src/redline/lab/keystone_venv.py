@@ -14,6 +14,7 @@ from redline.errors import UserError
 # What each option needs besides keystone itself.
 BASE = ("keystone", "pymemcache")
 EXTRAS = {"uwsgi": ("uwsgi",), "gunicorn": ("gunicorn",), "postgresql": ("psycopg2-binary",), "mariadb": ("PyMySQL",)}
+EXTRAS |= {"apache": ("mod_wsgi",), "nginx-uwsgi": ("uwsgi",)}  # mod_wsgi builds against Debian's apache2-dev
 
 
 def cache_root() -> Path:

@@ -22,16 +22,21 @@ class ProcessSelector(Protocol):
 
 @dataclass(frozen=True)
 class PidTree:
-    """A root process and all its descendants, e.g. a server started by the lab."""
+    """A root process and all its descendants, e.g. a server started by the lab, plus the
+    trees of `more` roots (its helpers: uWSGI behind nginx, memcached, a database)."""
 
     root: int
+    more: tuple[int, ...] = ()
 
     def resolve(self) -> set[int]:
-        try:
-            proc = psutil.Process(self.root)
-            return {self.root} | {c.pid for c in proc.children(recursive=True)}
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return set()
+        out: set[int] = set()
+        for root in (self.root, *self.more):
+            try:
+                proc = psutil.Process(root)
+                out |= {root} | {c.pid for c in proc.children(recursive=True)}
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+        return out
 
 
 @dataclass(frozen=True)

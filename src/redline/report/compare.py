@@ -32,7 +32,7 @@ def _fmt_config(target: dict) -> tuple[str, dict]:
     sc = target.get("scenario") or {}
     if sc.get("password_hash_rounds") is not None:
         lab.setdefault("password_hash_rounds", sc["password_hash_rounds"])
-    if target.get("embedded"):
+    if target.get("embedded") and not target.get("lab"):  # the calibrated target describes itself inline
         lab = {k: v for k, v in target.items() if k not in ("url", "embedded")}
     keys = ("kind", "server", "workers", "processes", "threads", "database", "storage", "cache", "password_hash_rounds")
     parts = []

@@ -1,0 +1,71 @@
+"""Real Keystone behind the study's web servers: Apache2 + mod_wsgi and nginx + uWSGI (over
+the uwsgi protocol on a unix socket). Each comes up with the processes and threads asked
+for, keystoneauth1 gets a token through it, and `down` leaves no process behind."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+
+from conftest import TARGET_CPUS
+from redline.lab import keystone as lab
+from redline.lab.state import group_members
+
+pytestmark = pytest.mark.slow
+PASSWORD = "Keystone-servers-pw-7"
+
+
+def _token(url: str) -> str:
+    auth = v3.Password(auth_url=url, username="bench-0", password=PASSWORD, project_name="bench",
+                       user_domain_name="Default", project_domain_name="Default")  # fmt: skip
+    return session.Session(auth=auth).get_token()
+
+
+def _cmdlines(state) -> list[tuple[str, int]]:
+    """(command line, thread count) of every process of the lab service."""
+    out = []
+    for pid in (state.pid, *state.extra_pids):
+        root = psutil.Process(pid)
+        for p in (root, *root.children(recursive=True)):
+            out.append((" ".join(p.cmdline()), p.num_threads()))
+    return out
+
+
+def _up_token_down(tmp_path, server: str) -> list[tuple[str, int]]:
+    """Up with 3 processes × 2 threads, a token through it, then down: the processes seen."""
+    d = tmp_path / "keystone"
+    config = lab.KeystoneLabConfig(d, server=server, processes=3, threads=2, cache="none", bench_users=1, cpus=TARGET_CPUS)
+    state = lab.up(config, PASSWORD)
+    try:
+        assert state.config["server"] == server
+        assert _token(state.url).startswith("gAAAAA")  # a Fernet token, through the front server
+        seen = _cmdlines(state)
+    finally:
+        assert lab.down(d) is not None
+    for pid in (state.pid, *state.extra_pids):
+        assert not group_members(pid), pid
+    assert lab.down(d) is None  # a second `down` has nothing to stop
+    return seen
+
+
+def test_apache_mod_wsgi(tmp_path):
+    seen = _up_token_down(tmp_path, "apache")
+    daemons = [threads for cmd, threads in seen if cmd.startswith("(wsgi:")]
+    assert len(daemons) == 3, seen  # --processes: mod_wsgi daemon processes run Keystone
+    assert all(t >= 2 for t in daemons), seen  # --threads: each daemon's request threads (plus its own)
+    root = tmp_path / "keystone" / "apache"
+    assert (root / "httpd.conf").is_file() and (root / "logs" / "error_log").is_file()
+
+
+def test_nginx_uwsgi(tmp_path):
+    seen = _up_token_down(tmp_path, "nginx-uwsgi")
+    cmds = [cmd for cmd, _ in seen]
+    assert any(c.startswith("nginx: master") for c in cmds), cmds
+    uwsgi = [c for c in cmds if "uwsgi --socket" in c]
+    assert len(uwsgi) == 1 + 3, cmds  # master + --processes workers
+    assert "--threads 2" in uwsgi[0]
+    sock = tmp_path / "keystone" / "uwsgi.sock"
+    assert f"server unix:{sock};" in (tmp_path / "keystone" / "nginx" / "nginx.conf").read_text()
+    assert (tmp_path / "keystone" / "nginx" / "error.log").is_file()
