@@ -54,6 +54,13 @@ def _lab_processes(root: Path) -> list[str]:
     return found
 
 
+def _exe(pid: int) -> str:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return ""
+
+
 def _keystone_users(database: str, run: Path) -> int:
     """Rows in Keystone's `user` table, read from the database server itself."""
     if database == "postgresql":
@@ -82,7 +89,9 @@ def test_quick_capacity_on_keystone_database(lab_root, tmp_path, monkeypatch, da
     assert PASSWORD not in up.stdout and "keystone:" not in (sdir / "state.json").read_text()
     # Keystone's admin and the 4 benchmark users were written to that server's database.
     assert _keystone_users(database, sdir / "db" / "run") == 5
-    db_pid = state["extra_pids"][-1]
+    servers = [p for p in state["extra_pids"] if _exe(p) in ("postgres", "mariadbd")]
+    assert len(servers) == 1, state["extra_pids"]
+    db_pid = servers[0]
     assert alive(db_pid) and _lab_processes(lab_root), "the database server should be running"
 
     creds = ["--os-auth-url", state["url"], "--os-username", "admin", "--os-project-name", "admin"]

@@ -271,8 +271,13 @@ def _service_dirs(user: str, data: Path, run: Path) -> list[str]:
         pw = pwd.getpwnam(user)
     except KeyError:
         raise UserError(f"the system user {user!r} does not exist (it comes with the Debian package)") from None
-    for d in (data.parent, data, run):
+    for d in (data.parent, data):
         os.chown(d, pw.pw_uid, pw.pw_gid)
+    # The socket's directory: search permission for root's group as well, not just root's
+    # capabilities, because Keystone under `--server apache` runs in a user namespace as
+    # root without them (keystone_servers._unprivileged).
+    os.chown(run, pw.pw_uid, os.getegid())
+    os.chmod(run, 0o710)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         raise UserError("setpriv is not installed (util-linux): needed to run the database as a service user")
