@@ -34,7 +34,9 @@ def keystone_up(
     processes: int = typer.Option(2, "--processes", "-p", help="Server worker processes."),
     threads: int = typer.Option(1, "--threads", help="Threads per worker process."),
     cache: str = typer.Option("memcached", "--cache", help="none (Keystone's shipped default), memcached or memory (per process)."),
-    database: str = typer.Option("sqlite", "--database", help="sqlite."),
+    database: str = typer.Option("sqlite", "--database", help="sqlite, postgresql or mariadb (a private server from Debian's package, on a unix socket in the state directory)."),
+    db_tmpfs: bool = typer.Option(False, "--db-tmpfs", help="Database files on a tmpfs mounted at STATE/db (needs root); default: on disk there."),
+    db_set: Optional[list[str]] = typer.Option(None, "--db-set", help="A database server option NAME=VALUE (repeatable), e.g. fsync=off, innodb_flush_log_at_trx_commit=2."),
     hash_rounds: int = typer.Option(4, "--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12)."),
     users: int = typer.Option(4, "--users", help="Benchmark users bench-0 … bench-(N-1) in project bench."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for Keystone (and memcached), e.g. 1."),
@@ -45,7 +47,8 @@ def keystone_up(
 
     The password is taken from REDLINE_LAB_PASSWORD when set, else generated and printed once."""
     config = lab.KeystoneLabConfig(
-        _state_dir(state_dir), port, server, processes, threads, cache, database, hash_rounds, users, parse_cpus(cpus)
+        _state_dir(state_dir), port, server, processes, threads, cache, database, hash_rounds, users, parse_cpus(cpus),
+        db_tmpfs=db_tmpfs, db_settings=tuple(db_set or ()),
     )
     given = os.environ.get(PASSWORD_ENV)
     password = given or secrets.token_urlsafe(16)
@@ -54,10 +57,14 @@ def keystone_up(
     if as_json:
         print(json.dumps(state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
         return
-    out_console.print(f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {database})")
+    out_console.print(f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {_db_label(state.config)})")
     print_credentials(state, None if given else password)
     if given:
         out_console.print(f"OS_PASSWORD: the value of {PASSWORD_ENV}")
+
+
+def _db_label(config: dict) -> str:
+    return f"{config.get('database')} {config.get('db_version', '')} on {config.get('db_storage', 'disk')}"
 
 
 @keystone_app.command("down")

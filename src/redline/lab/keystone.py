@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redline.errors import UserError
-from redline.lab import keystone_servers, keystone_venv
+from redline.lab import keystone_db, keystone_servers, keystone_venv
 from redline.lab.state import ServiceState, alive, default_state_root, running, spawn_detached, stop_group
 from redline.scenarios.keystone_client import KeystoneClient, password_auth_body
 
 KIND = "keystone"
 SERVERS = keystone_servers.SERVERS
 CACHES = ("none", "memcached", "memory")
-DATABASES = ("sqlite",)
+DATABASES = keystone_db.DATABASES
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,15 @@ class KeystoneLabConfig:
     hash_rounds: int = 4
     bench_users: int = 4
     cpus: tuple[int, ...] | None = None
+    db_tmpfs: bool = False  # database files on a tmpfs mounted in the state directory
+    db_settings: tuple[str, ...] = ()  # server options NAME=VALUE (PostgreSQL -c, MariaDB --)
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
             raise UserError(f"--server must be one of {', '.join(SERVERS)}, not {self.server!r}")
         if self.cache not in CACHES:
             raise UserError(f"--cache must be one of {', '.join(CACHES)}, not {self.cache!r}")
-        if self.database not in DATABASES:
-            raise UserError(f"--database must be one of {', '.join(DATABASES)} (postgresql and mariadb are not done yet), not {self.database!r}")
+        keystone_db.validate(self.database, self.db_settings)
         if not 4 <= self.hash_rounds <= 31:
             raise UserError(f"--hash-rounds must be 4..31, not {self.hash_rounds}")
         if self.processes < 1 or self.threads < 1:
@@ -63,6 +64,7 @@ class KeystoneLabConfig:
             "threads": self.threads,
             "cache": self.cache,
             "database": self.database,
+            "db_settings": list(self.db_settings),
             "cpus": list(self.cpus) if self.cpus else None,
         }
 
@@ -77,7 +79,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _conf(c: KeystoneLabConfig, d: Path, memcached_port: int | None) -> str:
+def _conf(c: KeystoneLabConfig, d: Path, memcached_port: int | None, connection: str) -> str:
     cache = {
         "none": "enabled = false\n",
         "memcached": f"enabled = true\nbackend = dogpile.cache.pymemcache\nmemcache_servers = 127.0.0.1:{memcached_port}\n",
@@ -86,7 +88,7 @@ def _conf(c: KeystoneLabConfig, d: Path, memcached_port: int | None) -> str:
     return f"""[DEFAULT]
 log_file = {d}/keystone.log
 [database]
-connection = sqlite:///{d}/keystone.db
+connection = {connection}
 [token]
 provider = fernet
 expiration = 3600
@@ -186,8 +188,12 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
             extra.append(mproc.pid)
             started.append(mproc.pid)
             _wait_port(mport, mproc, "memcached")
+        db = keystone_db.start(c.database, d, c.db_tmpfs, c.db_settings, c.cpus, on_step)
+        if db.pid is not None:
+            extra.append(db.pid)
         conf = d / "keystone.conf"
-        conf.write_text(_conf(c, d, mport))
+        conf.write_text(_conf(c, d, mport, db.connection))
+        os.chmod(conf, 0o600)  # it may hold the database password
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=str(conf))
         port = c.port or free_port()
         url = f"http://127.0.0.1:{port}/v3"
@@ -214,6 +220,7 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
         on_step(f"creating {c.bench_users} benchmark users (bcrypt cost {c.hash_rounds})")
         _create_bench_users(url, password, c.bench_users)
     except BaseException:
+        keystone_db.stop(d)
         for pid in reversed(started):
             stop_group(pid)
         raise
@@ -227,7 +234,7 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
         bench_project="bench",
         password_hash_rounds=c.hash_rounds,
         started_at=time.time(),
-        config={"keystone": _version(vdir), **c.describe()},
+        config={"keystone": _version(vdir), **c.describe(), **db.describe()},
         extra_pids=tuple(extra),
     )
     state.save(d)
@@ -265,8 +272,10 @@ def down(state_dir: Path) -> ServiceState | None:
     """Stop Keystone and its helpers; None when nothing was running."""
     state = ServiceState.load(state_dir)
     if state is None or not (alive(state.pid) or any(alive(p) for p in state.extra_pids)):
+        keystone_db.stop(state_dir)  # a tmpfs left mounted by a crash
         return None
     stop_group(state.pid)
+    keystone_db.stop(state_dir)  # its own clean shutdown, before the helpers' SIGTERM
     for pid in state.extra_pids:
         stop_group(pid)
     return state
