@@ -105,9 +105,19 @@ def load_or_create_keys(key_dir: Path) -> list[bytes]:
     os.chmod(key_dir, 0o700)
     files = sorted((p for p in key_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name), reverse=True)
     if not files:
+        # Workers start together: the key is written whole under a private name, then
+        # linked into place (link fails if another worker got there first), so no
+        # worker ever reads a half-written key.
         path = key_dir / "0"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = key_dir / f".0.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(Fernet.generate_key())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
         files = [path]
     return [p.read_bytes().strip() for p in files]

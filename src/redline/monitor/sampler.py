@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 
 from redline.monitor.selectors import ProcessSelector
+from redline.redact import redacted_command_line
 from redline.monitor.series import MonitorSeries, ProcessInfo
 
 # Not disks whose busy time means anything for a service: loop devices, RAM disks,
@@ -218,7 +219,8 @@ class Monitor:
                 with handle.oneshot():
                     name = handle.name()
                     try:
-                        cmd = " ".join(handle.cmdline())[:300]
+                        # Kept in run.json: a password given as an option must not be.
+                        cmd = redacted_command_line(handle.cmdline())[:300]
                     except psutil.AccessDenied:
                         cmd = name
                     threads = handle.num_threads()

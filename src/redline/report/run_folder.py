@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,38 +18,13 @@ from typing import Any
 
 from redline import __version__
 from redline.errors import UserError
+from redline.redact import redacted_command_line
 from redline.load.samples import Samples
 from redline.report.host_facts import host_facts
 
 SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 SAMPLES = "samples.npz"
-_SECRET_FLAGS = re.compile(r"^--?(os-)?(password|token|secret|body)(=.*)?$", re.IGNORECASE)
-_SECRET_HEADER = re.compile(r"^(x-auth-token|x-subject-token|authorization)\s*:", re.IGNORECASE)
-
-
-def redacted_command_line(argv: list[str]) -> str:
-    """The command line with the values of secret-bearing options replaced."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("<redacted>")
-            hide_next = False
-            continue
-        m = _SECRET_FLAGS.match(arg)
-        if m:
-            if m.group(3):
-                out.append(arg.split("=", 1)[0] + "=<redacted>")
-            else:
-                out.append(arg)
-                hide_next = True
-            continue
-        if _SECRET_HEADER.match(arg):
-            out.append(arg.split(":", 1)[0] + ": <redacted>")
-            continue
-        out.append(arg)
-    return shlex.join(out)
 
 
 def _slug(name: str) -> str:
