@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -160,6 +162,26 @@ def test_runner_interrupt_cleans_up():
             raise KeyboardInterrupt
 
     r = run_storm(d, _specs(4), StormPlan(4, 4, poll_interval_s=0.05, ping=False), "run1", on_progress=progress)
+    assert r.interrupted and d.cleaned and set(d.launched) <= d.deleted
+
+
+def test_sigint_stops_a_storm_even_when_inherited_ignored():
+    # A shell without job control starts background jobs with SIGINT ignored; a storm must
+    # still stop on Ctrl-C / kill -INT, or its guests outlive it.
+    d = FakeDriver(boot_s=0.1, ssh_s=100.0)
+    calls = {"n": 0}
+
+    def progress(p):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        r = run_storm(d, _specs(4), StormPlan(4, 4, poll_interval_s=0.05, ping=False, instance_timeout_s=5), "run1", on_progress=progress)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # the caller's disposition is restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert r.interrupted and d.cleaned and set(d.launched) <= d.deleted
 
 

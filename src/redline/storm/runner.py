@@ -35,8 +35,8 @@ class StormProgress:
     failed: int
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(KeyboardInterrupt):
+    """A signal that ends the storm; like Ctrl-C, no `except Exception` on the way catches it."""
 
 
 def run_storm(
@@ -64,7 +64,7 @@ def run_storm(
     ssh_tries: dict[int, Future] = {}
     deletes: dict[int, Future] = {}
     pinger = None
-    old_term = _install_sigterm()
+    restore_signals = _install_signal_handlers()
     try:
         notes += driver.prepare(specs)
         can_ping = plan.ping
@@ -200,7 +200,7 @@ def run_storm(
         leftovers = [r for r in removed if r.startswith("removed domain")]
         if leftovers and not interrupted:
             notes.append(f"cleanup removed {len(leftovers)} leftover domain(s)")
-        signal.signal(signal.SIGTERM, old_term)
+        restore_signals()
     return StormResult(
         run_id=run_id, driver=driver.name, plan=plan, names=tuple(s.name for s in specs), marks_s=marks,
         start_ns=t0, errors=tuple(errors), ssh_output=tuple(ssh_out), notes=tuple(notes),
@@ -218,12 +218,27 @@ def _progress(t: float, n: int, marks: np.ndarray, errors: list[str]) -> StormPr
     return StormProgress(t, n, reached["requested"], reached, sum(1 for e in errors if e))
 
 
-def _install_sigterm():
-    """SIGTERM ends a storm like Ctrl-C: cleanup runs, what was measured is kept."""
+def _install_signal_handlers() -> Callable[[], None]:
+    """Ctrl-C and SIGTERM end a storm: cleanup runs, what was measured is kept.
+
+    SIGINT is set explicitly: a process started in the background by a shell without job
+    control inherits SIGINT ignored, and a storm that cannot be stopped leaves guests behind.
+    Only the first signal interrupts: a second Ctrl-C must not cut the cleanup short.
+    """
     if threading.current_thread() is not threading.main_thread():
-        return signal.getsignal(signal.SIGTERM)
+        return lambda: None
+    fired = False
 
     def handler(signum, frame):  # noqa: ARG001
-        raise _Interrupted()
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise _Interrupted()
 
-    return signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
