@@ -30,7 +30,9 @@ def _capacity(lab, tmp_path: Path, *args: str, timeout: float = 400) -> tuple[in
     return proc.returncode, out, doc
 
 
-@pytest.mark.parametrize("servers, capacity", [(1, 100), (4, 400), (15, 1500)])
+# The two ends of the range; C = 400 (and three runs of each) are measured by
+# benchmarks/capacity_accuracy.py, which keeps the suite under its time budget.
+@pytest.mark.parametrize("servers, capacity", [(1, 100), (15, 1500)])
 def test_quick_protocol_finds_the_calibrated_capacity(calibrated, tmp_path, servers, capacity):
     lab = calibrated(servers=servers, service_ms=10)
     rc, out, doc = _capacity(lab, tmp_path)
@@ -53,7 +55,7 @@ def test_quick_protocol_finds_the_calibrated_capacity(calibrated, tmp_path, serv
 
 def test_errors_above_a_rate_bound_n_and_are_named(calibrated, tmp_path):
     lab = calibrated(servers=4, service_ms=10, shed_above=250)
-    rc, out, doc = _capacity(lab, tmp_path)
+    rc, out, doc = _capacity(lab, tmp_path, "--resolution", "10%")  # N's place, not its last 2 %
     assert rc == 0
     assert out["outcome"]["n"] < 250
     degraded = [p for p in doc["probes"] if p["verdict"]["state"] == "degraded"]

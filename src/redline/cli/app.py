@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -41,6 +42,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def main() -> None:
+    # Ctrl-C / kill -INT always stops redline cleanly, keeping what was measured, even when
+    # a non-interactive shell started it in the background with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         # Without standalone mode, click returns the code of a `typer.Exit` instead of raising.
         code = app(standalone_mode=False)

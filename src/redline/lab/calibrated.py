@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import random
+import signal
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -171,6 +172,11 @@ def run_forever(config: CalibratedConfig, host: str, port: int) -> None:
             flush=True,
         )
 
+    def stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    # SIGTERM (how redline stops the targets it starts) ends it as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, stop)
     try:
         asyncio.run(serve(config, host, port, ready))
     except KeyboardInterrupt:

@@ -30,7 +30,9 @@ class LabProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            # SIGTERM, not SIGINT: a child of a background job of a non-interactive shell
+            # inherits SIGINT ignored, and would only stop at the kill below.
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
