@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from redline.storm.analysis import STATES, occupancy, phase_table, state_at, summarise
-from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
+from redline.storm.model import InstanceSpec, StormPlan, StormResult
 from redline.storm.probes import SshOutcome
 from redline.storm.runner import run_storm
 

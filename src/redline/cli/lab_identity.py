@@ -45,6 +45,31 @@ def print_credentials(state: ServiceState, password: str | None) -> None:
         )
 
 
+def state_json(state: ServiceState | None) -> str:
+    return json.dumps(None if state is None else state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2)
+
+
+def print_up(state: ServiceState, headline: str, password: str, given: bool) -> None:
+    """After `up`: the headline, then the credentials; a generated password is shown once, here."""
+    out_console.print(headline)
+    print_credentials(state, None if given else password)
+    if given:
+        out_console.print(f"OS_PASSWORD: the value of {PASSWORD_ENV}")
+
+
+def print_status(state: ServiceState | None, as_json: bool, name: str, detail: str = "") -> None:
+    """`status`: JSON, or a line and the credentials (never the password); exit 3 when not running."""
+    if as_json:
+        print(state_json(state))
+    elif state is None:
+        print(f"{name}: not running")
+    else:
+        out_console.print(f"{name}: running at {state.url} (pid {state.pid}){detail}")
+        print_credentials(state, None)
+    if state is None:
+        raise typer.Exit(3)
+
+
 @identity_app.command("up")
 def identity_up(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0: any free port)."),
@@ -64,12 +89,9 @@ def identity_up(
     password = given or secrets.token_urlsafe(16)
     state = lab.up(config, password)
     if as_json:
-        print(json.dumps(state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
+        print(state_json(state))
         return
-    out_console.print(f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)")
-    print_credentials(state, None if given else password)
-    if given:
-        out_console.print(f"OS_PASSWORD: the value of {PASSWORD_ENV}")
+    print_up(state, f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)", password, bool(given))
 
 
 @identity_app.command("down")
@@ -88,16 +110,7 @@ def identity_status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Say whether the service runs, where, and with which users (exit 3 when it does not)."""
-    state = running(_state_dir(state_dir))
-    if as_json:
-        print(json.dumps(None if state is None else state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
-    elif state is None:
-        print("reference identity service: not running")
-    else:
-        out_console.print(f"reference identity service: running at {state.url} (pid {state.pid})")
-        print_credentials(state, None)
-    if state is None:
-        raise typer.Exit(3)
+    print_status(running(_state_dir(state_dir)), as_json, "reference identity service")
 
 
 @identity_app.command("serve", hidden=True)

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from redline.cli.app import lab_app
-from redline.cli.lab_identity import PASSWORD_ENV, print_credentials
+from redline.cli.lab_identity import PASSWORD_ENV, print_status, print_up, state_json
 from redline.cli.options import err_console, out_console, parse_cpus
 from redline.lab import keystone as lab
 from redline.lab.state import running
@@ -55,12 +55,10 @@ def keystone_up(
     with err_console.status("starting Keystone") as status:
         state = lab.up(config, password, on_step=lambda s: status.update(f"[dim]{s}[/dim]"))
     if as_json:
-        print(json.dumps(state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
+        print(state_json(state))
         return
-    out_console.print(f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {_db_label(state.config)})")
-    print_credentials(state, None if given else password)
-    if given:
-        out_console.print(f"OS_PASSWORD: the value of {PASSWORD_ENV}")
+    headline = f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {_db_label(state.config)})"
+    print_up(state, headline, password, bool(given))
 
 
 def _db_label(config: dict) -> str:
@@ -84,12 +82,4 @@ def keystone_status(
 ) -> None:
     """Say whether Keystone runs, where, and how it is configured (exit 3 when it does not)."""
     state = running(_state_dir(state_dir))
-    if as_json:
-        print(json.dumps(None if state is None else state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2))
-    elif state is None:
-        print("Keystone lab: not running")
-    else:
-        out_console.print(f"Keystone lab: running at {state.url} (pid {state.pid}); {json.dumps(state.config)}")
-        print_credentials(state, None)
-    if state is None:
-        raise typer.Exit(3)
+    print_status(state, as_json, "Keystone lab", f"; {json.dumps(state.config)}" if state else "")

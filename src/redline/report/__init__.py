@@ -35,6 +35,7 @@ def write_reports(run_dir: Path) -> list[Path]:
     from redline.report import charts as _charts
     from redline.report import html as _html
     from redline.report import png as _png
+    from redline.atomic import write_text
     from redline.report.load import read_run
 
     run_dir = Path(run_dir)
@@ -76,11 +77,7 @@ def write_reports(run_dir: Path) -> list[Path]:
         page = _html.render_html(run, blocks, notes, [p.name for p in pngs])
     except Exception as exc:  # noqa: BLE001 — see _guard; a bare page beats no page
         page = _html.fallback_html(run_dir, notes, f"{type(exc).__name__}: {exc}")
-    out = run_dir / REPORT_HTML
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return [out, *pngs]
+    return [write_text(run_dir / REPORT_HTML, page), *pngs]
 
 
 def _latency_caption(s: "_charts.LatencySeries") -> str:

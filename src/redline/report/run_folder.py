@@ -8,7 +8,6 @@ readable description of what was being measured.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from redline import __version__
+from redline.atomic import write_text
 from redline.errors import UserError
 from redline.redact import redacted_command_line
 from redline.load.samples import Samples
@@ -73,11 +73,7 @@ class RunFolder:
         }
 
     def write_json(self, doc: dict[str, Any], name: str = RUN_JSON) -> Path:
-        target = self.path / name
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=_jsonable) + "\n")
-        os.replace(tmp, target)
-        return target
+        return write_text(self.path / name, json.dumps(doc, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
     def read_json(self, name: str = RUN_JSON) -> dict[str, Any]:
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from redline.atomic import write_text
 from redline.analysis.scalability import ScaleFit
 from redline.report.storm import _img
 
@@ -108,8 +109,4 @@ def write_scale_report(run_dir: Path) -> Path:
 <h2>Storms</h2><table><tr><th>N</th><th>round</th><th>T(N), s</th><th>X(N), 1/s</th><th>storm</th></tr>{rows}</table>
 </body></html>
 """
-    out = run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text(run_dir / "report.html", page)

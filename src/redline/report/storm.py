@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from redline.atomic import write_text
 from redline.monitor.series import MonitorSeries
 from redline.storm.analysis import STATES, occupancy, summarise
 from redline.storm.model import MARKS, StormResult
@@ -146,11 +147,7 @@ ssh: → a login with the lab key ran a command; delete: delete requested → go
 <h2>Instances (seconds since start)</h2><table><tr><th>name</th>{''.join(f'<th>{m}</th>' for m in MARKS)}<th>error</th></tr>{inst}</table>
 </body></html>
 """
-    out = run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text(run_dir / "report.html", page)
 
 
 __all__ = ["write_storm_report", "phases_png", "timeline_png", "host_lines", "STATES"]

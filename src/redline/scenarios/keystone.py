@@ -16,7 +16,6 @@ neither.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
