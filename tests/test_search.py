@@ -1,6 +1,6 @@
 import pytest
 
-from redline.analysis.search import ProbeRecord, SearchConfig, SearchOutcome, Step, next_step
+from redline.analysis.search import ProbeRecord, SearchConfig, SearchOutcome, Step, next_step, short_trials_misled
 
 
 def drive(config, short_ok, full_ok=None, inconclusive=lambda r, attempt: False, limit=60, capacity_of=None):
@@ -95,3 +95,32 @@ def test_a_target_that_collapses_when_overloaded_is_bisected_not_crept_up_on(cap
     guided, guided_hist = drive(cfg, lambda r: r <= capacity, capacity_of=lambda r: capacity / 3)
     assert guided.state == "found" and capacity * 0.97 <= guided.n <= capacity
     assert len(guided_hist) <= len(plain_hist) + 2, [p.rate for p in guided_hist]
+
+
+@pytest.mark.parametrize("short, full, start", [(3400, 2550, 1000), (130, 60, 100), (3.6, 3.0, 4)])
+def test_short_trials_that_flatter_the_target_switch_the_search_to_full_length(short, full, start):
+    # Seen on the reference identity service: 8 s trials held up to ~3300/s, 12 s trials
+    # failed above ~2600/s; stepping down one 2 % step per failed confirmation ran out of
+    # probes and reported a rate only a short trial had held.
+    cfg = SearchConfig(start_rate=start)
+    out, hist = drive(cfg, short_ok=lambda r: r <= short, full_ok=lambda r: r <= full)
+    assert out.state == "found" and full * 0.97 <= out.n <= full, out
+    assert len(hist) <= 20
+    first_contradiction = next(i for i, p in enumerate(hist) if p.full and p.state == "degraded")
+    assert all(p.full for p in hist[first_contradiction:])
+    assert any(p.full and p.state == "stable" and p.rate == out.n for p in hist)
+
+
+def test_a_search_cut_short_after_a_contradiction_reports_only_full_length_evidence():
+    cfg = SearchConfig(start_rate=1000, max_probes=11)
+    out, hist = drive(cfg, short_ok=lambda r: r <= 3400, full_ok=lambda r: r <= 2550)
+    assert out.state == "probe_limit" and short_trials_misled(hist)
+    full_stable = [p.rate for p in hist if p.full and p.state == "stable"]
+    assert out.n == (max(full_stable) if full_stable else None)
+
+
+def test_the_study_protocol_keeps_bisecting_with_short_trials():
+    cfg = SearchConfig(min_rate=1, max_rate=200, resolution_abs=1, resolution_rel=0, full_after_contradiction=False)
+    out, hist = drive(cfg, short_ok=lambda r: r <= 105, full_ok=lambda r: r <= 99)
+    assert out.state == "found" and out.n == 99
+    assert all(p.phase == "confirm" for p in hist if p.full)

@@ -53,7 +53,7 @@ PROTOCOLS: dict[str, SearchProtocol] = {
         ),
         SearchProtocol(
             "paper", 10, 50, 60, 300,
-            SearchConfig(min_rate=1, max_rate=200, resolution_abs=1, resolution_rel=0),
+            SearchConfig(min_rate=1, max_rate=200, resolution_abs=1, resolution_rel=0, full_after_contradiction=False),
             PaperCriterion(),
             "the Keystone study (seed 003): bisect 1..200 in steps of 1; N and N+1 confirmed with "
             "60 s warm-up + 300 s window under the study's rule (errors, slope a < 0.01)",

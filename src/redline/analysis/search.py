@@ -8,6 +8,10 @@ and N + one resolution step, both at full length.
 
 Evidence is weighed by trial length: a full-length verdict overrides short ones, so a
 rate that looked stable for 6 s but degrades over the full window moves the search down.
+Once a full-length trial has failed at a rate a short trial passed, short trials are known
+to flatter this target: from then on every probe is full length and only full-length
+"stable" counts, so the search bisects down in a few probes instead of stepping down one
+resolution step per failed confirmation (and never reports a rate only a short trial held).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class SearchConfig:
     floor_rate: float = 0.5  # below this no rate is tried: "never stable"
     max_probes: int = 40
     inconclusive_retries: int = 2  # each retried with one more generator process
+    # After short trials proved optimistic, search with full-length trials only (off for
+    # the study's protocol, which bisects with short trials by definition).
+    full_after_contradiction: bool = True
 
     def __post_init__(self) -> None:
         if not self.start_rate > 0:
@@ -83,14 +90,24 @@ def _lowest_degraded(history: list[ProbeRecord], hi: float) -> ProbeRecord | Non
     return next((p for p in history if p.rate == hi and p.state == "degraded"), None)
 
 
-def _known(history: list[ProbeRecord]) -> tuple[float | None, float | None]:
-    """(lo, hi): the highest rate known stable below the lowest rate known degraded."""
+def short_trials_misled(history: list[ProbeRecord]) -> bool:
+    """A rate passed a short trial and failed a full-length one."""
+    short_stable = {p.rate for p in history if not p.full and p.state == "stable"}
+    return any(p.full and p.state == "degraded" and p.rate in short_stable for p in history)
+
+
+def _known(history: list[ProbeRecord], full_only: bool = False) -> tuple[float | None, float | None]:
+    """(lo, hi): the highest rate known stable below the lowest rate known degraded.
+
+    `full_only`: a short trial's "stable" is not evidence (a short "degraded" still is:
+    short trials flatter a target, they do not slander it)."""
     full_stable = [p.rate for p in history if p.full and p.state == "stable"]
     full_degraded = [p.rate for p in history if p.full and p.state == "degraded"]
     top_full_stable = max(full_stable, default=float("-inf"))
     low_full_degraded = min(full_degraded, default=float("inf"))
     stable = full_stable + [
-        p.rate for p in history if not p.full and p.state == "stable" and p.rate < low_full_degraded
+        p.rate for p in history
+        if not full_only and not p.full and p.state == "stable" and p.rate < low_full_degraded
     ]
     degraded = full_degraded + [
         p.rate for p in history if not p.full and p.state == "degraded" and p.rate > top_full_stable
@@ -102,11 +119,12 @@ def _known(history: list[ProbeRecord]) -> tuple[float | None, float | None]:
 
 def next_step(config: SearchConfig, history: list[ProbeRecord]) -> Step | SearchOutcome:
     """The next probe, or the outcome when the search is over."""
+    full_only = config.full_after_contradiction and short_trials_misled(history)
     if history and history[-1].state == "inconclusive":
         last = history[-1]
         if last.attempt < config.inconclusive_retries:
             return Step(last.rate, last.phase, last.full, last.attempt + 1)
-        lo, _ = _known(history)
+        lo, _ = _known(history, full_only)
         return SearchOutcome(
             "inconclusive",
             lo,
@@ -115,10 +133,10 @@ def next_step(config: SearchConfig, history: list[ProbeRecord]) -> Step | Search
             "rate, and could not be measured further on this machine",
         )
     if len(history) >= config.max_probes:
-        lo, _ = _known(history)
+        lo, _ = _known(history, full_only)
         return SearchOutcome("probe_limit", lo, f"stopped after {config.max_probes} probes")
 
-    lo, hi = _known(history)
+    lo, hi = _known(history, full_only)
     fixed = config.min_rate is not None and config.max_rate is not None
 
     # 1. Bracket: find a degraded rate above a stable one.
@@ -130,7 +148,7 @@ def next_step(config: SearchConfig, history: list[ProbeRecord]) -> Step | Search
             return _confirm_or_finish(config, history, lo, None, at_bound=True)
         else:
             rate = lo * config.growth if top is None else min(top, lo * config.growth if not fixed else top)
-        return Step(config.round(rate), "bisect" if fixed else "bracket", False)
+        return Step(config.round(rate), "bisect" if fixed else "bracket", full_only)
     if lo is None:
         floor = config.min_rate if config.min_rate is not None else config.floor_rate
         tried_floor = any(p.rate <= floor and p.state == "degraded" for p in history)
@@ -141,26 +159,28 @@ def next_step(config: SearchConfig, history: list[ProbeRecord]) -> Step | Search
         rate = max(floor, (floor + hi) / 2 if fixed else hi / config.growth)
         if hi - rate <= config.step(rate) and rate > floor:
             rate = floor
-        return Step(config.round(rate), "bisect" if fixed else "bracket", False)
+        return Step(config.round(rate), "bisect" if fixed else "bracket", full_only)
 
     # 2. Narrow the bracket while it is wider than the resolution. An overloaded probe
     #    served about the target's capacity, so its achieved rate is the first guess
     #    (MLRsearch does the same with the forwarding rate); plain bisection otherwise.
     step = config.step(lo)
     if hi - lo > step * 1.0001:
-        guess = _guess(config, history, lo, hi, step)
+        guess = _guess(config, history, lo, hi, step, full_only)
         if guess is not None:
-            return Step(guess, "bisect", False)
+            return Step(guess, "bisect", full_only)
         mid = config.round((lo + hi) / 2)
         if mid <= lo or mid >= hi:
             return _confirm_or_finish(config, history, lo, hi)
-        return Step(mid, "bisect", False)
+        return Step(mid, "bisect", full_only)
 
     # 3. Confirm at full length: N passes, the next step fails.
     return _confirm_or_finish(config, history, lo, hi)
 
 
-def _guess(config: SearchConfig, history: list[ProbeRecord], lo: float, hi: float, step: float) -> float | None:
+def _guess(
+    config: SearchConfig, history: list[ProbeRecord], lo: float, hi: float, step: float, full: bool
+) -> float | None:
     top = _lowest_degraded(history, hi)
     if top is None or top.achieved is None:
         return None
@@ -168,7 +188,7 @@ def _guess(config: SearchConfig, history: list[ProbeRecord], lo: float, hi: floa
     # overloaded (Keystone without a cache) would otherwise have the search creep up from
     # lo one resolution step at a time; after the guess, bisect.
     after = history[history.index(top) + 1 :]
-    if top.achieved < lo - step or any(p.phase == "bisect" and not p.full for p in after):
+    if top.achieved < lo - step or any(p.phase == "bisect" for p in after):
         return None  # below a rate it sustained, what it served says nothing of its capacity
     est = top.achieved
     if est <= lo + step:
@@ -178,7 +198,7 @@ def _guess(config: SearchConfig, history: list[ProbeRecord], lo: float, hi: floa
     else:
         guess = est
     guess = config.round(guess)
-    tried = {p.rate for p in history if not p.full}
+    tried = {p.rate for p in history if p.full == full}
     if not lo < guess < hi or guess in tried:
         return None
     return guess
