@@ -117,8 +117,39 @@ def test_flat_latency_is_stable():
         "trend_p50": "pass",
         "trend_p99": "pass",
         "backlog": "pass",
+        "throughput": "pass",
     }
     check_json(v)
+
+
+def test_a_slow_target_too_slow_for_a_trend_is_judged_by_its_throughput():
+    # Keystone without a cache: ~0.29 s of CPU per token, so ~3.4/s; offered 4.86/s for a
+    # 2 + 12 s probe, too few requests for a latency trend. Every request is answered in
+    # the end, so only what arrived inside the window shows the target fell behind.
+    arrivals, lat = fifo_queue(4.86, 3.4, 14, seed=1, exp_service=False, poisson=False)
+    v = judge(probe(lat, 4.86, intended_s=arrivals), 4.86)
+    assert v.figures["checks"]["trend_p50"] == "not tested"
+    assert v.state == "degraded", v.reasons
+    assert any("fell behind" in r for r in v.reasons)
+    assert v.figures["throughput_ratio"] < 0.8
+    check_json(v)
+    # The same target offered less than it can serve: stable, and the check says why.
+    arrivals, lat = fifo_queue(3.0, 3.4, 14, seed=1, exp_service=False, poisson=False)
+    v = judge(probe(lat, 3.0, intended_s=arrivals), 3.0)
+    assert v.state == "stable", v.reasons
+    assert v.figures["checks"]["throughput"] == "pass"
+
+
+@pytest.mark.parametrize("latency_s", [0.01, 4.0])
+def test_throughput_holds_whatever_the_latency_when_the_target_keeps_up(latency_s):
+    # A steady 4 s answer (a long but constant queue) is not a throughput deficit: answers
+    # to the warm-up's requests arrive in the window as the window's last ones go out.
+    rng = np.random.default_rng(3)
+    rate, seconds = 50, 2 + 12
+    lat = latency_s + rng.normal(0, latency_s / 50, int(rate * seconds))
+    v = judge(probe(lat, rate), rate)
+    assert v.figures["checks"]["throughput"] == "pass", v.reasons
+    assert 0.97 <= v.figures["throughput_ratio"] <= 1.03
 
 
 def test_rising_latency_is_degraded():

@@ -146,6 +146,11 @@ class RobustCriterion:
     backlog_max_rise:  fitted in-flight growth over the window, as a fraction of the first
                        windows' level, that degrades when the growth is significant.
     backlog_min_rise:  and the growth must exceed this many requests.
+    min_throughput:    answers completed inside the window / requests scheduled in it below
+                       this degrades (the queue grew) ...
+    throughput_min_deficit: ... when at least this many answers are missing. Unlike the
+                       trends it needs no minimum number of windows, so it also judges a
+                       slow target whose short probe holds too few requests for a trend.
     slo_p99_ms:        optional: p99 over the window above this degrades.
     """
 
@@ -160,6 +165,8 @@ class RobustCriterion:
     min_trend_windows: int = 6
     backlog_max_rise: float = 1.0
     backlog_min_rise: float = 5.0
+    min_throughput: float = 0.9
+    throughput_min_deficit: int = 5
     slo_p99_ms: float | None = None
 
     @property
@@ -535,6 +542,7 @@ def robust_verdict(
         "errors": win.errors.tolist(),
     }
     checks.append(_backlog_check(samples, w, offered_rps, width, win.t_s, criterion, figures))
+    checks.append(_throughput_check(samples, w, criterion, figures))
 
     if criterion.slo_p99_ms is not None:
         p99 = figures["latency_ms"].get("p99")
@@ -553,6 +561,34 @@ def robust_verdict(
     reasons = failed + others
     bound = _generator_bound(health, name, state, failed or others, figures)
     return bound or Verdict(state, name, tuple(reasons), figures)
+
+
+def _throughput_check(samples: Samples, w: _Window, criterion: RobustCriterion, figures: dict) -> _Check:
+    """Answers that arrived inside the window against the requests they answer.
+
+    A target that keeps up answers, inside the window, the requests sent one latency
+    earlier; a target slower than the offered rate falls behind by λ − μ per second.
+    The lag is the latency at the window's start (the median of its first answered
+    requests), so a long but steady latency is no deficit. Answers arriving after the
+    window (the engine waits for them) are the backlog draining and do not count.
+    """
+    start = samples.measure_from_ns
+    end = start + int(w.span_s * _NS)
+    first = w.latency_s[w.completed][:10]
+    lag = int(float(np.median(first)) * _NS) if first.size else 0
+    live = samples.outcome != Outcome.UNSENT_INTERRUPTED
+    due = int(np.count_nonzero(live & (samples.intended_ns >= start - lag) & (samples.intended_ns < end - lag)))
+    served = int(np.count_nonzero(samples.completed & (samples.done_ns >= start) & (samples.done_ns < end)))
+    ratio = served / due if due else 1.0
+    figures["throughput"] = {"served_in_window": served, "due": due, "lag_ms": round(lag / 1e6, 3)}
+    figures["throughput_ratio"] = finite_or_none(ratio, 4)
+    text = (
+        f"{served} answers arrived inside the window for {due} requests due in it "
+        f"({served / w.span_s:.4g}/s of {due / w.span_s:.4g}/s, {ratio:.0%}, limit {criterion.min_throughput:.0%})"
+    )
+    if ratio < criterion.min_throughput and due - served >= criterion.throughput_min_deficit:
+        return _Check("throughput", False, f"{text}: the target fell behind, the queue grew")
+    return _Check("throughput", True, text)
 
 
 # -- early stop -------------------------------------------------------------------------
