@@ -6,10 +6,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 
 def write_text(path: Path, text: str) -> Path:
     """Write `text` under a temporary name in the same folder, then rename it into place."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """An uncompressed .npz (fast to write and read), renamed into place once complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     os.replace(tmp, path)
     return path

@@ -177,17 +177,8 @@ class LibvirtDaemons:
     def stop(self, timeout: float = 15) -> None:
         for name in ("libvirtd", "virtlogd"):
             pid = self.started_pids.pop(name, None)
-            if pid is None:
-                continue
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            if pid is not None:
+                _terminate(pid, timeout)
         if self._qemu_conf_created:
             QEMU_CONF.unlink(missing_ok=True)
         elif self._qemu_conf_backup is not None:

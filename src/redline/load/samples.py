@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from redline.atomic import write_npz
+
 NOT_SET = -1
 """Value of `sent_ns` / `done_ns` for a request that was never sent / never finished."""
 
@@ -185,10 +187,7 @@ class Samples:
             [self.start_ns, self.measure_from_ns, self.anchor_mono_ns, self.anchor_wall_ns],
             dtype=np.int64,
         )
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, clock=clock, **{name: getattr(self, name) for name in _COLUMNS})
-        tmp.replace(path)
+        write_npz(path, clock=clock, **{name: getattr(self, name) for name in _COLUMNS})
 
     @classmethod
     def load(cls, path: Path) -> "Samples":

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from redline.atomic import write_npz
+
 SCHEMA = "redline.monitor/1"
 
 
@@ -134,22 +136,19 @@ class MonitorSeries:
             if self.groups
             else np.zeros((len(self), 0), np.float32)
         )
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                meta=np.array(json.dumps(meta)),
-                t_ns=self.t_ns,
-                cpu_pct=self.cpu_pct,
-                disk_busy_pct=self.disk_busy_pct,
-                mem_used_bytes=self.mem_used_bytes,
-                mem_available_bytes=self.mem_available_bytes,
-                net_sent_Bps=self.net_sent_Bps,
-                net_recv_Bps=self.net_recv_Bps,
-                groups=groups,
-                proc_cpu_pct=self.proc_cpu_pct,
-            )
-        tmp.replace(path)
+        write_npz(
+            path,
+            meta=np.array(json.dumps(meta)),
+            t_ns=self.t_ns,
+            cpu_pct=self.cpu_pct,
+            disk_busy_pct=self.disk_busy_pct,
+            mem_used_bytes=self.mem_used_bytes,
+            mem_available_bytes=self.mem_available_bytes,
+            net_sent_Bps=self.net_sent_Bps,
+            net_recv_Bps=self.net_recv_Bps,
+            groups=groups,
+            proc_cpu_pct=self.proc_cpu_pct,
+        )
 
     @classmethod
     def load(cls, path: Path) -> "MonitorSeries":

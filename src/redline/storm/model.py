@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from redline.atomic import write_npz
+
 SCHEMA = "redline.storm/1"
 # The instants recorded per instance, in the order an instance passes them.
 MARKS = ("requested", "running", "ping", "ssh", "delete_requested", "gone")
@@ -88,10 +90,7 @@ class StormResult:
                 "marks": list(MARKS), "names": list(self.names), "errors": list(self.errors),
                 "ssh_output": list(self.ssh_output), "notes": list(self.notes), "interrupted": self.interrupted,
                 "start_ns": self.start_ns, "end_s": self.end_s, "skipped": list(self.skipped)}  # fmt: skip
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), marks_s=self.marks_s)
-        tmp.replace(path)
+        write_npz(path, meta=np.array(json.dumps(meta)), marks_s=self.marks_s)
 
     @classmethod
     def load(cls, path: Path) -> "StormResult":
