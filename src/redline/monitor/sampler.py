@@ -18,8 +18,8 @@ import numpy as np
 import psutil
 
 from redline.monitor.selectors import ProcessSelector
-from redline.redact import redacted_command_line
 from redline.monitor.series import MonitorSeries, ProcessInfo
+from redline.redact import redacted_command_line
 
 # Not disks whose busy time means anything for a service: loop devices, RAM disks,
 # compressed swap in RAM, optical and floppy drives.

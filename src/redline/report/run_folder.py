@@ -18,8 +18,8 @@ from typing import Any
 from redline import __version__
 from redline.atomic import write_text
 from redline.errors import UserError
-from redline.redact import redacted_command_line
 from redline.load.samples import Samples
+from redline.redact import redacted_command_line
 from redline.report.host_facts import host_facts
 
 SCHEMA_VERSION = 1
