@@ -1,7 +1,7 @@
 import numpy as np
 
 from redline.load.samples import NOT_SET, Outcome, Samples
-from redline.report.run_folder import redacted_command_line
+from redline.redact import redacted_command_line
 
 
 def make(n=5):
