@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, run_redline
-from redline.lab.state import alive
+from redline.procs import alive
 
 pytestmark = pytest.mark.slow
 GEN = ",".join(map(str, GEN_CPUS))

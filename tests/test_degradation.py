@@ -16,7 +16,7 @@ from redline.analysis.degradation import (
     judge,
 )
 from redline.analysis.stats import grouped_quantiles, in_flight, linear_fit, trend
-from redline.load.samples import NOT_SET, Outcome, Samples
+from redline.model.samples import NOT_SET, RequestOutcome, Samples
 
 START = 1_000_000_000_000  # an arbitrary monotonic origin, far from 0
 NS = 1_000_000_000
@@ -35,10 +35,10 @@ def probe(
     t = np.arange(n) / rate if intended_s is None else intended_s
     intended = START + (t * NS).astype(np.int64)
     outcome = np.zeros(n, np.int8) if outcome is None else outcome.astype(np.int8)
-    unsent = outcome >= Outcome.UNSENT_BACKLOG
+    unsent = outcome >= RequestOutcome.UNSENT_BACKLOG
     done = np.where(unsent, NOT_SET, intended + (np.asarray(latency_s) * NS).astype(np.int64))
     if status is None:
-        status = np.where(outcome == Outcome.OK, 200, 0)
+        status = np.where(outcome == RequestOutcome.OK, 200, 0)
     return Samples(
         intended_ns=intended,
         sent_ns=np.where(unsent, NOT_SET, intended),
@@ -70,7 +70,7 @@ def fifo_queue(rate: float, capacity: float, seconds: float, seed: int, exp_serv
 
 
 def check_json(verdict) -> None:
-    json.dumps(verdict.to_dict(), allow_nan=False)
+    json.dumps(verdict.to_json(), allow_nan=False)
 
 
 # -- stats helpers ----------------------------------------------------------------------
@@ -177,9 +177,9 @@ def test_errors_are_degraded_and_named():
     n = 200 * 12
     outcome = np.zeros(n, np.int8)
     status = np.full(n, 200)
-    outcome[[900, 1500, 2000]] = Outcome.HTTP
+    outcome[[900, 1500, 2000]] = RequestOutcome.HTTP
     status[[900, 1500, 2000]] = 503
-    outcome[1800] = Outcome.TIMEOUT
+    outcome[1800] = RequestOutcome.TIMEOUT
     status[1800] = 0
     v = judge(probe(np.full(n, 0.01), 200, outcome=outcome, status=status), 200)
     assert v.state == "degraded"
@@ -194,7 +194,7 @@ def test_errors_are_degraded_and_named():
 def test_errors_during_warmup_do_not_count():
     n = 200 * 12
     outcome = np.zeros(n, np.int8)
-    outcome[10] = Outcome.RESET  # at 0.05 s, inside the 2 s warm-up
+    outcome[10] = RequestOutcome.RESET  # at 0.05 s, inside the 2 s warm-up
     v = judge(probe(np.full(n, 0.01), 200, outcome=outcome), 200)
     assert v.state == "stable", v.reasons
 
@@ -203,14 +203,14 @@ def test_unsent_backlog_counts_against_completion_interrupted_does_not():
     n = 200 * 12
     lat = np.full(n, 0.01)
     backlog = np.zeros(n, np.int8)
-    backlog[-60:] = Outcome.UNSENT_BACKLOG  # 3 % of the window never sent
+    backlog[-60:] = RequestOutcome.UNSENT_BACKLOG  # 3 % of the window never sent
     v = judge(probe(lat, 200, outcome=backlog), 200)
     assert v.state == "degraded"
     assert v.figures["checks"]["completion"] == "fail"
     assert v.figures["unsent_backlog"] == 60
 
     interrupted = np.zeros(n, np.int8)
-    interrupted[-600:] = Outcome.UNSENT_INTERRUPTED  # the run was stopped 3 s early
+    interrupted[-600:] = RequestOutcome.UNSENT_INTERRUPTED  # the run was stopped 3 s early
     v = judge(probe(lat, 200, outcome=interrupted), 200)
     assert v.state == "stable", v.reasons
     assert v.figures["requests"] == n - 400 - 600
@@ -310,7 +310,7 @@ def test_paper_threshold_in_seconds_per_second(a, expected):
 def test_paper_any_error_is_degraded():
     n = 50 * 12
     outcome = np.zeros(n, np.int8)
-    outcome[-5] = Outcome.CONNECT
+    outcome[-5] = RequestOutcome.CONNECT
     v = judge(probe(np.full(n, 0.05), 50, outcome=outcome), 50, criterion=PaperCriterion())
     assert v.state == "degraded"
     assert "connect ×1" in v.reasons[0]
@@ -365,7 +365,7 @@ def test_no_early_stop_on_a_stable_probe():
 def test_early_stop_on_errors_is_certain_only_past_the_limit():
     n = 200 * 20
     outcome = np.zeros(n, np.int8)
-    outcome[[1000, 1001, 1002]] = Outcome.HTTP
+    outcome[[1000, 1001, 1002]] = RequestOutcome.HTTP
     samples = probe(np.full(n, 0.01), 200, outcome=outcome)
     now = START + 8 * NS
     assert early_stop(_snapshot(samples, now), 200, now).stop  # default: any error degrades

@@ -15,7 +15,7 @@ from conftest import TARGET_CPUS, assert_one_line_error, run_redline
 from identity_helpers import call, issue, password_body
 from redline.identity.tokens import TokenCodec, TokenError, TokenPayload, new_audit_id
 from redline.lab import identity as lab
-from redline.lab.state import group_members
+from redline.procs import group_members
 
 PASSWORD = "correct horse battery"
 

@@ -17,7 +17,7 @@ from keystoneauth1.identity import v3
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, run_redline
 from redline.lab import keystone as lab
-from redline.lab.state import group_members
+from redline.procs import group_members
 
 pytestmark = pytest.mark.slow
 PASSWORD = "Keystone-lab-pw-42"

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, run_redline
 from redline.lab.keystone_db import _last_line, _mariadb_bins, _pg_bindir
-from redline.lab.state import alive, group_members
+from redline.procs import alive, group_members
 
 PASSWORD = "Keystone-db-pw-42"
 GEN = ",".join(map(str, GEN_CPUS))

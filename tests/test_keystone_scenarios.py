@@ -15,7 +15,7 @@ import pytest
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, run_redline
 from redline.lab import identity as lab
-from redline.lab.state import group_members
+from redline.procs import group_members
 
 PASSWORD = "s3cret-Pa55-for-tests"
 GEN = ",".join(map(str, GEN_CPUS))

@@ -11,7 +11,7 @@ from keystoneauth1.identity import v3
 
 from conftest import TARGET_CPUS
 from redline.lab import keystone as lab
-from redline.lab.state import group_members
+from redline.procs import group_members
 
 pytestmark = pytest.mark.slow
 PASSWORD = "Keystone-servers-pw-7"

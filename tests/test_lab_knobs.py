@@ -12,6 +12,7 @@ from redline.lab.knobs import LabKnobs
 from redline.lab.libvirtd import libvirtd_conf, qemu_conf, set_conf_keys
 from redline.storm.libvirt_driver import domain_xml
 from redline.storm.model import InstanceSpec
+from redline.targets.storm_drivers import libvirt_storm_config
 
 
 def _keys(text: str) -> dict[str, str]:
@@ -62,7 +63,9 @@ def test_knobs_round_trip_and_memory_reaches_the_domain_xml(tmp_path):
     image = GuestImage(tmp_path / "k", tmp_path / "i", tmp_path / "key", "ssh-ed25519 AAA", "6.1")
     state = LabState(tmp_path, "qemu:///system", "qemu", "", image, "redline-lab", {}, knobs)
     spec = InstanceSpec(0, "redline-abcd1234-0", "abcd1234", "52:54:ab:cd:00:00", "10.213.0.20")
-    xml = domain_xml(spec, state, state.knobs.memory_mib, None)
+    config = libvirt_storm_config(state)
+    assert config.memory_mib == 200 and config.net_dir == tmp_path / "net"
+    xml = domain_xml(spec, config, config.memory_mib, None)
     assert "<memory unit='MiB'>200</memory>" in xml and "<domain type='qemu'>" in xml
     assert state.describe()["knobs"]["memory_mib"] == 200 and state.describe()["knobs"]["cgroups"] is False
 

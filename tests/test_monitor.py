@@ -14,6 +14,7 @@ import pytest
 
 from redline.analysis.bottleneck import BottleneckConfig, single_threaded_bottlenecks
 from redline.monitor import Monitor, MonitorSeries, NamePattern, PidList, PidTree, ProcessInfo
+from redline.store.npz import read_monitor, write_monitor
 
 BUSY = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass\n"
 SLEEP = "import time\ntime.sleep({s})\n"
@@ -125,8 +126,8 @@ def test_pid_tree_rescans_children_and_name_pattern_matches(children, tmp_path):
 
     # Storage round trip and a JSON summary.
     path = tmp_path / "monitor.npz"
-    series.save(path)
-    back = MonitorSeries.load(path)
+    write_monitor(path, series)
+    back = read_monitor(path)
     assert np.array_equal(back.t_ns, series.t_ns) and back.start_ns == series.start_ns
     assert np.array_equal(back.proc_cpu_pct, series.proc_cpu_pct, equal_nan=True)
     assert back.procs == series.procs and list(back.groups) == ["tree", "named"]
@@ -176,4 +177,4 @@ def test_finding_ignores_multi_core_and_moderate_and_brief_use():
 def test_pinned_generator_is_reported_as_such():
     f = single_threaded_bottlenecks(synthetic([99.0] * 10, [[100, 5]] * 10, threads=3, groups=("generator",)))
     assert f[0].id == "bottleneck.single_thread.generator"
-    assert "--workers" in f[0].fix and "3 threads" in f[0].evidence[0]
+    assert "--workers" in f[0].fix and "3 threads" in f[0].evidence[0].text

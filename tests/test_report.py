@@ -23,11 +23,12 @@ from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, 
 from redline.analysis.bottleneck import single_threaded_bottlenecks
 from redline.analysis.degradation import GeneratorFlags, PaperCriterion, RobustCriterion, judge
 from redline.lab.process import start_calibrated
-from redline.load.samples import Outcome, Samples
+from redline.model.samples import RequestOutcome, Samples
 from redline.monitor import Monitor, PidTree
 from redline.report import write_reports
 from redline.report.charts import latency_over_time, probe_points, throughput
-from redline.report.load import ProbeData, VerdictView, read_run
+from redline.report.load import ProbeData, read_run
+from redline.store.npz import read_samples, write_monitor, write_samples
 
 PROBE_RATES = (200.0, 600.0, 300.0)  # stable, degraded (capacity 400), stable
 # Six 1 s windows are the fewest the robust trend tests use; the overloaded probe is a
@@ -74,7 +75,7 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
             (root / rel).mkdir(parents=True)
             for name in ("samples.npz", "timeline.npz"):
                 shutil.move(run_dir / name, root / rel / name)
-            samples = Samples.load(root / rel / "samples.npz")
+            samples = read_samples(root / rel / "samples.npz")
             health = run_doc["health"]
             flags = GeneratorFlags(health["generator_bound"], tuple(health["reasons"]))
             verdict = judge(samples, rate, flags, RobustCriterion())
@@ -85,7 +86,7 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
                     "index": index, "rate": rate, "phase": "confirm" if index == 2 else "bracket",
                     "full": index == 2, "attempt": 0, "workers": len(health["workers"]),
                     "warmup_s": WARMUP_S, "window_s": window, "started_ns": started, "ended_ns": ended,
-                    "stopped_early": None, "verdict": verdict.to_dict(), "summary": run_doc["summary"],
+                    "interrupted": False, "stopped_early": None, "verdict": verdict.to_json(), "summary": run_doc["summary"],
                     "health": health, "target_cpu_pct": cpu.get("target"),
                     "generator_cpu_pct": cpu.get("generator"), "dir": rel,
                 }
@@ -93,7 +94,7 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
     finally:
         series = monitor.stop()
         lab.stop()
-    series.save(root / "monitor.npz")
+    write_monitor(root / "monitor.npz", series)
     stable = [p["rate"] for p in probes if p["verdict"]["state"] == "stable"]
     doc = {
         **{k: run_doc[k] for k in ("schema_version", "tool", "started_at", "host", "target")},
@@ -106,7 +107,7 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
         "criterion": "robust",
         "outcome": {"state": "found", "n": max(stable) if stable else None, "reason": "assembled by the test from its probes"},
         "time_taken_s": round(time.monotonic() - began, 1),
-        "findings": [f.to_dict() for f in single_threaded_bottlenecks(series)]
+        "findings": [f.to_json() for f in single_threaded_bottlenecks(series)]
         or [{"id": "test.finding", "title": "a finding shown by the report", "severity": "low",
              "evidence": ["evidence sentence"], "why": "why sentence", "fix": "fix sentence", "source": "tests"}],
         "probes": probes,
@@ -298,7 +299,7 @@ def _synthetic(rate: float = 100.0, seconds: float = 10.0, slope_ms_per_s: float
     outcome = np.zeros(n, np.int8)
     status = np.full(n, 200, np.int16)
     if errors_every:
-        outcome[::errors_every] = Outcome.HTTP
+        outcome[::errors_every] = RequestOutcome.HTTP
         status[::errors_every] = 503
     return Samples(
         intended_ns=intended, sent_ns=intended, done_ns=intended + latency, status=status, outcome=outcome,
@@ -310,9 +311,9 @@ def _synthetic(rate: float = 100.0, seconds: float = 10.0, slope_ms_per_s: float
 def _probe(samples: Samples | None, verdict=None, rate: float = 100.0) -> ProbeData:
     return ProbeData(
         index=0, rate=rate, phase="bisect", full=False, attempt=0, workers=1, warmup_s=0.0, window_s=10.0,
-        started_ns=samples.start_ns if samples else None, ended_ns=None, stopped_early=None,
-        verdict=VerdictView.from_dict(verdict.to_dict()) if verdict else None, summary={}, health=None,
-        target_cpu_pct=None, generator_cpu_pct=None, dir="p", samples=samples,
+        started_ns=samples.start_ns if samples else 0, ended_ns=0, interrupted=False, stopped_early=None,
+        verdict=verdict, summary=None, health=None, target_cpu_pct=None, generator_cpu_pct=None, dir="p",
+        samples=samples,
     )  # fmt: skip
 
 
@@ -344,7 +345,7 @@ def test_latency_robust_trend_line_thinning_and_errors():
 
 def test_throughput_and_probe_points_from_synthetic_run(tmp_path):
     s = _synthetic(rate=50.0, seconds=4.0)
-    s.save(tmp_path / "samples.npz")
+    write_samples(tmp_path / "samples.npz", s)
     doc = {"command": "run", "status": "complete", "plan": {"rate": 50.0, "duration_s": 4.0, "warmup_s": 0.0},
            "summary": {"offered_rps": 50.0, "achieved_rps": 50.0, "latency_ms": {"p50": 10.0}}}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(doc))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import GEN_CPUS, run_redline
-from redline.load.samples import UNSENT_REASONS, Outcome, Samples
+from redline.model.samples import UNSENT_REASONS, RequestOutcome, Samples
+from redline.store.npz import read_samples
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def _run(url: str, tmp_path: Path, *args: str, timeout: float = 120) -> tuple[di
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["schema_version"] == 1 and doc["status"] == "complete"
     assert doc["host"]["logical_cpus"] and doc["tool"]["name"] == "redline"
-    return doc, Samples.load(run_dir / "samples.npz")
+    return doc, read_samples(run_dir / "samples.npz")
 
 
 def test_half_capacity_is_served_on_time(calibrated, tmp_path):
@@ -35,7 +36,7 @@ def test_half_capacity_is_served_on_time(calibrated, tmp_path):
     assert abs(s["achieved_rps"] - 200) <= 2.0, s  # within 1 %
     assert abs(s["latency_ms"]["p50"] - 10.0) <= 1.0, s  # within 10 %
     assert s["errors"] == 0 and s["outcomes"] == {"ok": 4000}
-    assert len(samples) == 4000 and np.all(samples.outcome == Outcome.OK)
+    assert len(samples) == 4000 and np.all(samples.outcome == RequestOutcome.OK)
     assert np.all(samples.status == 200)
     assert not doc["health"]["generator_bound"]
     # latency counts from the intended send time: it is never below the service time
@@ -52,7 +53,7 @@ def test_overload_latency_grows_and_every_request_is_accounted_for(calibrated, t
     unsent = samples.unsent
     assert unsent.any()
     for kind, info in s["unsent"].items():
-        assert info["reason"] == UNSENT_REASONS[Outcome[kind.upper()]]
+        assert info["reason"] == UNSENT_REASONS[RequestOutcome[kind.upper()]]
     done = samples.completed
     t = samples.t_seconds()[done]
     lat = samples.latency_ns[done] / 1e6

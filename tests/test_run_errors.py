@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import GEN_CPUS, assert_one_line_error, redline_cmd, run_redline
-from redline.load.samples import Outcome, Samples
+from redline.model.samples import RequestOutcome, Samples
+from redline.store.npz import read_samples
 
 
 def _closed_port() -> int:
@@ -78,13 +79,13 @@ def test_target_dying_mid_run_keeps_what_was_measured(calibrated, tmp_path):
     run_dir = _only_run_dir(tmp_path)
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "abandoned"
-    s = Samples.load(run_dir / "samples.npz")
+    s = read_samples(run_dir / "samples.npz")
     assert len(s) == 1500
-    ok = s.outcome == Outcome.OK
+    ok = s.outcome == RequestOutcome.OK
     assert np.count_nonzero(ok) > 50  # the first seconds were measured and kept
-    assert np.count_nonzero(s.outcome == Outcome.UNSENT_ABORTED) > 500
+    assert np.count_nonzero(s.outcome == RequestOutcome.UNSENT_ABORTED) > 500
     # every answer precedes every abandoned row: nothing after the death is invented
-    assert s.intended_ns[ok].max() < s.intended_ns[s.outcome == Outcome.UNSENT_ABORTED].min()
+    assert s.intended_ns[ok].max() < s.intended_ns[s.outcome == RequestOutcome.UNSENT_ABORTED].min()
     assert np.all(s.outcome >= 0)
 
 
@@ -103,8 +104,8 @@ def test_sigint_keeps_what_was_measured_and_marks_the_run_interrupted(calibrated
     run_dir = _only_run_dir(tmp_path)
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "interrupted"
-    s = Samples.load(run_dir / "samples.npz")
+    s = read_samples(run_dir / "samples.npz")
     assert len(s) == 3000
-    ok = np.count_nonzero(s.outcome == Outcome.OK)
+    ok = np.count_nonzero(s.outcome == RequestOutcome.OK)
     assert 50 < ok < 1000  # about 5 s at 100/s, less the workers' start on a busy machine
-    assert np.count_nonzero(s.outcome == Outcome.UNSENT_INTERRUPTED) == 3000 - ok
+    assert np.count_nonzero(s.outcome == RequestOutcome.UNSENT_INTERRUPTED) == 3000 - ok

@@ -1,7 +1,8 @@
 import numpy as np
 
-from redline.load.samples import NOT_SET, Outcome, Samples
+from redline.model.samples import NOT_SET, RequestOutcome, Samples
 from redline.redact import redacted_command_line
+from redline.store.npz import read_samples, write_samples
 
 
 def make(n=5):
@@ -33,13 +34,13 @@ def test_masks_and_derived_columns():
     assert s.unsent.tolist() == [False, False, False, True, False]
     assert s.latency_ns[0] == 5_000_100 and s.service_ns[0] == 5_000_000 and s.lag_ns[0] == 100
     assert len(s.measured()) == 4
-    assert Outcome.UNSENT_BACKLOG.is_unsent and Outcome.HTTP.is_error and not Outcome.OK.is_error
+    assert RequestOutcome.UNSENT_BACKLOG.is_unsent and RequestOutcome.HTTP.is_error and not RequestOutcome.OK.is_error
 
 
 def test_save_load_roundtrip(tmp_path):
     s = make()
-    s.save(tmp_path / "s.npz")
-    t = Samples.load(tmp_path / "s.npz")
+    write_samples(tmp_path / "s.npz", s)
+    t = read_samples(tmp_path / "s.npz")
     for name in ("intended_ns", "sent_ns", "done_ns", "status", "outcome", "bytes_in", "worker"):
         assert np.array_equal(getattr(s, name), getattr(t, name))
         assert getattr(s, name).dtype == getattr(t, name).dtype
@@ -66,10 +67,10 @@ def test_a_run_stopped_in_warm_up_is_summarised_over_its_warm_up():
 
     s = make()
     s = Samples(**{**s.__dict__, "measure_from_ns": 20_000_000})  # every row is in the warm-up
-    assert summarize(s, 0.0, 100.0)["achieved_rps"] == 0.0
+    assert summarize(s, 0.0, 100.0).achieved_rps == 0.0
     w = warmup_summary(s, stopped_at_ns=19_000_000, offered_rate=100.0)
     # 9 ms from the start: all 5 rows scheduled, the two 200s (done at ~15 and ~16 ms) count
-    assert w is not None and w["window_s"] == 0.009 and w["scheduled"] == 5
-    assert w["achieved_rps"] == round(2 / 0.009, 3) and w["latency_ms"]["p50"] > 0
+    assert w is not None and w.window_s == 0.009 and w.scheduled == 5
+    assert w.achieved_rps == round(2 / 0.009, 3) and w.latency_ms["p50"] > 0
     assert warmup_summary(s, stopped_at_ns=25_000_000, offered_rate=100.0) is None  # stopped after warm-up
     assert warmup_summary(s, stopped_at_ns=0, offered_rate=100.0) is None  # not stopped

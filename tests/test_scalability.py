@@ -85,14 +85,14 @@ def test_as_many_parameters_as_points_gives_no_interval():
     n = np.array([1, 2, 3], float)
     f = fit(n, noisy(n, 1.0, 0.1, 0.01, 0.03, seed=1), "usl")
     assert f.dof == 0 and f.boot_method == "none"
-    assert math.isnan(f.sigma.low) and f.to_dict()["sigma"]["low"] is None and "[no interval]" in f.sigma.text()
+    assert math.isnan(f.sigma.low) and f.to_json()["sigma"]["low"] is None and "[no interval]" in f.sigma.text()
     assert fit(n, noisy(n, 1.0, 0.1, 0.0, 0.03, seed=1), "amdahl").boot_method == "parametric"  # 1 dof left
 
 
 def test_round_trip_through_json():
     n = np.array([1, 2, 4, 8], float)
     f = fit(n, noisy(n, 1.0, 0.1, 0.01, 0.02, seed=2), "usl", boot=60)
-    g = ScaleFit.from_dict(f.to_dict())
+    g = ScaleFit.from_json(f.to_json())
     assert g.sigma.value == f.sigma.value and g.kappa == f.kappa and np.allclose(g.predict(n), f.predict(n))
 
 
@@ -113,20 +113,21 @@ def test_scale_report_draws_the_fit_over_its_points(tmp_path):
     import json
 
     from redline.cli.scale import print_scale
+    from redline.model import ScaleResult
     from redline.report.scale import write_scale_report
 
     n = np.array([1, 2, 4, 8], float)
     t = n / noisy(n, 0.2, 0.3, 0.01, 0.02, seed=4)
     pts = [{"n": int(k), "round": 0, "t_s": float(v), "throughput_per_s": float(k / v), "run_dir": f"storm-{int(k)}"} for k, v in zip(n, t)]
-    doc = {"command": "scale", "status": "complete", "plan": {"counts": [1, 2, 4, 8]}, "points": pts,
-           "usl": fit(n, n / t, "usl", boot=60).to_dict(), "amdahl": fit(n, n / t, "amdahl", boot=60).to_dict(),
+    doc = {"schema_version": 1, "command": "scale", "status": "complete", "plan": {"counts": [1, 2, 4, 8]}, "points": pts,
+           "usl": fit(n, n / t, "usl", boot=60).to_json(), "amdahl": fit(n, n / t, "amdahl", boot=60).to_json(),
            "sentences": sentences(n, t)}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(doc))
     page = write_scale_report(tmp_path).read_text()
     assert (tmp_path / "png" / "scale.png").stat().st_size > 10_000
     assert "data:image/png;base64," in page and 'href="storm-8/report.html"' in page
     assert "8 instances took" in page and "σ [95%]" in page and "1 degree(s) of freedom" in page
-    print_scale(doc)  # the terminal form renders from the same document
+    print_scale(ScaleResult.from_json(doc))  # the terminal form renders from the same document
 
 
 def test_scale_bad_input_is_one_line(tmp_path):

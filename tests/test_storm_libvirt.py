@@ -142,9 +142,10 @@ def test_sigint_during_a_storm_removes_every_domain_within_30_s(lab, tmp_path):
 def test_storm_cleanup_removes_leftovers_of_a_run(lab):
     from redline.lab.hypervisor import require_state
     from redline.storm.libvirt_driver import LibvirtDriver
+    from redline.targets.storm_drivers import libvirt_storm_config
 
     run_id = os.urandom(4).hex()
-    driver = LibvirtDriver(require_state(lab), run_id)
+    driver = LibvirtDriver(libvirt_storm_config(require_state(lab)), run_id)
     specs = driver.specs(2)
     driver.prepare(specs)
     for s in specs:
@@ -209,11 +210,12 @@ def _one_domain(lab: Path) -> tuple[str, str, str]:
     import libvirt
 
     from redline.lab.hypervisor import require_state
-    from redline.storm.libvirt_driver import LibvirtDriver, cleanup_run
+    from redline.storm.libvirt_driver import LibvirtDriver
+    from redline.targets.storm_drivers import libvirt_storm_config
 
     state = require_state(lab)
     run_id = os.urandom(4).hex()
-    driver = LibvirtDriver(state, run_id)
+    driver = LibvirtDriver(libvirt_storm_config(state), run_id)
     (spec,) = driver.specs(1)
     try:
         driver.prepare([spec])
@@ -225,7 +227,7 @@ def _one_domain(lab: Path) -> tuple[str, str, str]:
             conn.close()
         return xml, _qemu_cgroups(spec.name), run_id
     finally:
-        cleanup_run(state.uri, lab, run_id)
+        driver.cleanup()
 
 
 def _threadpool() -> dict[str, str]:

@@ -14,6 +14,7 @@ from redline.storm.analysis import STATES, occupancy, phase_table, state_at, sum
 from redline.storm.model import InstanceSpec, StormPlan, StormResult
 from redline.storm.probes import SshOutcome
 from redline.storm.runner import run_storm
+from redline.store.npz import read_storm_marks, write_storm_marks
 
 NAN = np.nan
 
@@ -49,8 +50,8 @@ def test_result_round_trips(tmp_path):
     plan = StormPlan(2, 1)
     r = StormResult("abcd1234", "fake", plan, ("a", "b"), np.arange(12, dtype=float).reshape(2, 6), 123, ("", "boom"),
                     ("1.0 0.5", ""), ("note",), False, 13.0)  # fmt: skip
-    r.save(tmp_path / "p.npz")
-    back = StormResult.load(tmp_path / "p.npz")
+    write_storm_marks(tmp_path / "p.npz", r)
+    back = read_storm_marks(tmp_path / "p.npz")
     assert back.names == r.names and back.errors == r.errors and back.plan == plan
     assert np.array_equal(back.marks_s, r.marks_s) and back.end_s == 13.0
     s = summarise(back)

@@ -5,44 +5,14 @@ Pure functions over a `MonitorSeries`; no sampling, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from redline.monitor.series import MonitorSeries
+from redline.model.finding import Evidence, Finding, Severity
+from redline.model.series import MonitorSeries
 
 SEED_000 = "seed 000 (parallel VM boot in OpenStack): Keystone diagnosis and 'Run N keystone Processes'"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One conclusion drawn from measurements (same shape as the audit's findings).
-
-    id is stable (e.g. "bottleneck.single_thread") so reports can filter and compare;
-    evidence holds sentences with the figures; figures the raw numbers (JSON-able).
-    """
-
-    id: str
-    title: str
-    severity: str  # "info" | "low" | "medium" | "high"
-    evidence: tuple[str, ...]
-    why: str
-    fix: str
-    source: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "severity": self.severity,
-            "evidence": list(self.evidence),
-            "why": self.why,
-            "fix": self.fix,
-            "source": self.source,
-            "figures": self.figures,
-        }
 
 
 @dataclass(frozen=True)
@@ -130,8 +100,8 @@ def single_threaded_bottlenecks(
             Finding(
                 id="bottleneck.single_thread.generator" if is_generator else "bottleneck.single_thread",
                 title=f"single-threaded bottleneck: {proc.name} (pid {proc.pid})",
-                severity="high",
-                evidence=evidence,
+                severity=Severity.HIGH,
+                evidence=tuple(Evidence.say(e) for e in evidence),
                 why=_WHY,
                 fix=_FIX_GENERATOR if is_generator else _FIX_TARGET,
                 source=SEED_000,

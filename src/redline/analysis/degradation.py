@@ -51,9 +51,9 @@ from redline.analysis.stats import (
     make_windows,
     trend,
 )
-from redline.load.samples import NOT_SET, Outcome, Samples
+from redline.model.samples import NOT_SET, RequestOutcome, Samples
+from redline.model.verdict import State, Verdict
 
-State = Literal["stable", "degraded", "inconclusive"]
 
 _NS = 1e9
 
@@ -77,40 +77,6 @@ class GeneratorFlags:
 
 
 HEALTHY = GeneratorFlags()
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The judgement of one probe.
-
-    reasons: sentences a reviewer can check, each with its figures, failures first.
-    figures: every number the judgement used (JSON-serialisable).
-    """
-
-    state: State
-    criterion: str
-    reasons: tuple[str, ...]
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stable(self) -> bool:
-        return self.state == "stable"
-
-    @property
-    def degraded(self) -> bool:
-        return self.state == "degraded"
-
-    @property
-    def inconclusive(self) -> bool:
-        return self.state == "inconclusive"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "criterion": self.criterion,
-            "reasons": list(self.reasons),
-            "figures": self.figures,
-        }
 
 
 @dataclass(frozen=True)
@@ -213,7 +179,7 @@ class _Window:
 def _window(samples: Samples, offered_rps: float) -> _Window:
     rows = samples.measured()
     # An interrupted run did not offer those requests: they neither pass nor fail.
-    rows = rows.select(rows.outcome != Outcome.UNSENT_INTERRUPTED)
+    rows = rows.select(rows.outcome != RequestOutcome.UNSENT_INTERRUPTED)
     t_s = rows.t_seconds()
     completed = rows.completed
     latency_s = np.where(completed, rows.latency_ns, 0) / _NS
@@ -227,10 +193,10 @@ def _error_breakdown(rows: Samples, errors: np.ndarray) -> dict[str, int]:
     """Errors by kind, HTTP ones by status ("http 503": 10) so reasons name them."""
     out: Counter[str] = Counter()
     for code, count in zip(*np.unique(rows.outcome[errors], return_counts=True)):
-        if int(code) == Outcome.HTTP:
+        if int(code) == RequestOutcome.HTTP:
             continue
-        out[Outcome(int(code)).name.lower()] += int(count)
-    http = rows.outcome == Outcome.HTTP
+        out[RequestOutcome(int(code)).name.lower()] += int(count)
+    http = rows.outcome == RequestOutcome.HTTP
     for status, count in zip(*np.unique(rows.status[http], return_counts=True)):
         out[f"http {int(status)}"] += int(count)
     return dict(out.most_common())
@@ -268,8 +234,8 @@ def _generator_bound(
 
 
 def _common_figures(w: _Window, offered_rps: float) -> dict[str, Any]:
-    unsent_backlog = int(np.count_nonzero(w.rows.outcome == Outcome.UNSENT_BACKLOG))
-    unsent_aborted = int(np.count_nonzero(w.rows.outcome == Outcome.UNSENT_ABORTED))
+    unsent_backlog = int(np.count_nonzero(w.rows.outcome == RequestOutcome.UNSENT_BACKLOG))
+    unsent_aborted = int(np.count_nonzero(w.rows.outcome == RequestOutcome.UNSENT_ABORTED))
     n_completed = int(np.count_nonzero(w.completed))
     return {
         "offered_rps": finite_or_none(offered_rps),
@@ -434,7 +400,7 @@ def _backlog_series(samples: Samples, measure_from_ns: int, width_s: float, n_wi
     Ten instants per window approximate the time average that Little's law speaks of.
     Warm-up rows take part: a request from the warm-up still waiting is backlog too.
     """
-    rows = samples.select(samples.outcome != Outcome.UNSENT_INTERRUPTED)
+    rows = samples.select(samples.outcome != RequestOutcome.UNSENT_INTERRUPTED)
     per = 10
     offsets = (np.arange(n_windows * per) + 0.5) * (width_s / per)
     instants = measure_from_ns + (offsets * _NS).astype(np.int64)
@@ -576,7 +542,7 @@ def _throughput_check(samples: Samples, w: _Window, criterion: RobustCriterion, 
     end = start + int(w.span_s * _NS)
     first = w.latency_s[w.completed][:10]
     lag = int(float(np.median(first)) * _NS) if first.size else 0
-    live = samples.outcome != Outcome.UNSENT_INTERRUPTED
+    live = samples.outcome != RequestOutcome.UNSENT_INTERRUPTED
     due = int(np.count_nonzero(live & (samples.intended_ns >= start - lag) & (samples.intended_ns < end - lag)))
     served = int(np.count_nonzero(samples.completed & (samples.done_ns >= start) & (samples.done_ns < end)))
     ratio = served / due if due else 1.0
@@ -636,7 +602,7 @@ def early_stop(
     criterion = RobustCriterion() if criterion is None else criterion
     limit = criterion.max_error_ratio if isinstance(criterion, RobustCriterion) else 0.0
     rows = samples.select(
-        (samples.intended_ns <= now_ns) & (samples.outcome != Outcome.UNSENT_INTERRUPTED)
+        (samples.intended_ns <= now_ns) & (samples.outcome != RequestOutcome.UNSENT_INTERRUPTED)
     )
     measured = rows.intended_ns >= rows.measure_from_ns
     n_err = int(np.count_nonzero(rows.errors & measured))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from redline.load.samples import UNSENT_REASONS, Outcome, Samples
+from redline.model.samples import UNSENT_REASONS, RequestOutcome, Samples
+from redline.model.summary import RunSummary, Unsent
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -19,7 +20,7 @@ def latency_percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
     return out
 
 
-def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: int | None = None) -> dict:
+def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: int | None = None) -> RunSummary:
     """Figures over the measurement window.
 
     - offered_rps: rows scheduled in the window / window length;
@@ -40,36 +41,36 @@ def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: 
     ok_done = int(np.count_nonzero(done_in_window & samples.ok))
     all_done = int(np.count_nonzero(done_in_window & samples.completed))
     completed = m.completed
-    counts = np.bincount(m.outcome.astype(np.int64), minlength=len(Outcome))
-    outcomes = {o.name.lower(): int(counts[o]) for o in Outcome if counts[o]}
+    counts = np.bincount(m.outcome.astype(np.int64), minlength=len(RequestOutcome))
+    outcomes = {o.name.lower(): int(counts[o]) for o in RequestOutcome if counts[o]}
     errors = int(np.count_nonzero(m.errors))
     unsent = {
-        o.name.lower(): {"count": int(counts[o]), "reason": UNSENT_REASONS[o]}
+        o.name.lower(): Unsent(int(counts[o]), UNSENT_REASONS[o])
         for o in UNSENT_REASONS
         if counts[o]
     }
     statuses = np.unique(m.status[completed], return_counts=True)
     per_s = 1.0 / window_s if window_s > 0 else 0.0  # a run stopped before its window began
-    return {
-        "window_s": window_s,
-        "scheduled": len(m),
-        "offered_rps": round(len(m) * per_s, 3),
-        "planned_rps": offered_rate,
-        "achieved_rps": round(ok_done * per_s, 3),
-        "responses_rps": round(all_done * per_s, 3),
-        "responses": int(np.count_nonzero(completed)),
-        "errors": errors,
-        "error_ratio": round(errors / len(m), 6) if len(m) else 0.0,
-        "outcomes": outcomes,
-        "unsent": unsent,
-        "status_codes": {str(int(s)): int(c) for s, c in zip(*statuses)},
-        "latency_ms": latency_percentiles_ms(m.latency_ns[completed]),
-        "service_ms": latency_percentiles_ms(m.service_ns[completed]),
-        "bytes_in": int(m.bytes_in.sum()),
-    }
+    return RunSummary(
+        window_s=window_s,
+        scheduled=len(m),
+        offered_rps=round(len(m) * per_s, 3),
+        planned_rps=offered_rate,
+        achieved_rps=round(ok_done * per_s, 3),
+        responses_rps=round(all_done * per_s, 3),
+        responses=int(np.count_nonzero(completed)),
+        errors=errors,
+        error_ratio=round(errors / len(m), 6) if len(m) else 0.0,
+        outcomes=outcomes,
+        unsent=unsent,
+        status_codes={str(int(s)): int(c) for s, c in zip(*statuses)},
+        latency_ms=latency_percentiles_ms(m.latency_ns[completed]),
+        service_ms=latency_percentiles_ms(m.service_ns[completed]),
+        bytes_in=int(m.bytes_in.sum()),
+    )
 
 
-def warmup_summary(samples: Samples, stopped_at_ns: int, offered_rate: float) -> dict | None:
+def warmup_summary(samples: Samples, stopped_at_ns: int, offered_rate: float) -> RunSummary | None:
     """Figures of a run stopped during its warm-up (its window is empty), from its start
     to the stop, so that it is not shown as having achieved nothing. None otherwise."""
     if not stopped_at_ns or stopped_at_ns > samples.measure_from_ns or not len(samples):

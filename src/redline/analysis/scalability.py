@@ -22,67 +22,15 @@ many parameters as points there is no interval at all.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from redline.model.storm import Interval, ScaleFit, usl
+
+__all__ = ["BOOT", "Interval", "ScaleFit", "fit", "sentences", "slowdowns", "usl"]
+
 BOOT = 400
 MIN_BOOT = 50  # fewer usable resamples than this: no interval
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float  # NaN when the data cannot bound it
-    high: float
-
-    def to_dict(self) -> dict:
-        return {"value": self.value, "low": _nan_none(self.low), "high": _nan_none(self.high)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Interval":
-        return cls(float(d["value"]), _none_nan(d.get("low")), _none_nan(d.get("high")))
-
-    def text(self, digits: int = 4) -> str:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            return f"{self.value:.{digits}f} [no interval]"
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-@dataclass(frozen=True)
-class ScaleFit:
-    model: str  # "usl" or "amdahl"
-    lam: float  # throughput of one alone (instances per second)
-    sigma: Interval
-    kappa: Interval | None  # None for Amdahl
-    peak_n: float | None  # N of the highest throughput (USL with κ > 0)
-    peak_x: float | None  # the throughput there; for Amdahl, the ceiling λ/σ
-    rel_rmse: float  # root mean square of log(x / fit): ≈ the relative error of a point
-    dof: int  # points − parameters
-    boot_method: str  # "parametric" or "none"
-    boot_used: int  # resamples that gave a fit
-
-    @property
-    def kappa_value(self) -> float:
-        return self.kappa.value if self.kappa is not None else 0.0
-
-    def predict(self, n) -> np.ndarray:
-        return usl(np.asarray(n, float), self.lam, self.sigma.value, self.kappa_value)
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "lambda": self.lam, "sigma": self.sigma.to_dict(),
-                "kappa": self.kappa.to_dict() if self.kappa else None, "peak_n": self.peak_n, "peak_x": self.peak_x,
-                "rel_rmse": self.rel_rmse, "dof": self.dof, "boot_method": self.boot_method, "boot_used": self.boot_used}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ScaleFit":
-        return cls(d["model"], float(d["lambda"]), Interval.from_dict(d["sigma"]),
-                   Interval.from_dict(d["kappa"]) if d.get("kappa") else None, d.get("peak_n"), d.get("peak_x"),
-                   float(d["rel_rmse"]), int(d["dof"]), d["boot_method"], int(d["boot_used"]))  # fmt: skip
-
-
-def usl(n: np.ndarray, lam: float, sigma: float, kappa: float) -> np.ndarray:
-    return lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
 
 
 def _start(n: np.ndarray, x: np.ndarray, with_kappa: bool) -> list[float]:
@@ -167,11 +115,3 @@ def sentences(n, t) -> list[str]:
     n0 = int(np.min(np.asarray(n, float)))
     unit = "instance" if n0 == 1 else "instances"
     return [f"{k} instances took {r:.1f}× as long as {n0} {unit} (ideal 1×; fully serial {k / n0:.0f}×)" for k, r in slowdowns(n, t)]
-
-
-def _nan_none(v: float) -> float | None:
-    return None if not math.isfinite(v) else v
-
-
-def _none_nan(v) -> float:
-    return float("nan") if v is None else float(v)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from redline.model.capacity import SearchOutcome, SearchState
+
 Phase = Literal["bracket", "bisect", "confirm"]
 ProbeState = Literal["stable", "degraded", "inconclusive"]
-SearchState = Literal["found", "never_stable", "inconclusive", "at_upper_bound", "probe_limit"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,6 @@ class Step:
     phase: Phase
     full: bool
     attempt: int = 0
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    state: SearchState
-    n: float | None  # the largest rate judged to sustain, None when none did
-    reason: str
 
 
 def _lowest_degraded(history: list[ProbeRecord], hi: float) -> ProbeRecord | None:

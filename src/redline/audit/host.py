@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from redline.audit.facts import guest_pins, has_kernel_view, numa_nodes, online_cpus
-from redline.audit.model import Change, Severity
+from redline.model.finding import Change, Severity
 from redline.audit.parse import bracketed, format_cpuset, parse_cpuset, parse_interrupts
-from redline.audit.registry import AuditParams, Outcome, bad, check, ev, ok, skip
+from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 
 SEED002 = "seed 002 (Nova/KVM tuning)"
@@ -26,7 +26,7 @@ def _int(s: Snapshot, path: str) -> int | None:
 
 
 @check("host.ksm", "KSM page merging", SEED002 + "; " + RHEL_TUNING)
-def ksm(s: Snapshot, p: AuditParams) -> Outcome:
+def ksm(s: Snapshot, p: AuditParams) -> CheckOutcome:
     run = s.value(f"{KSM}/run")
     if run is None:
         return skip("kernel without KSM (no /sys/kernel/mm/ksm)")
@@ -51,7 +51,7 @@ def ksm(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.thp", "transparent huge pages", SEED002)
-def thp(s: Snapshot, p: AuditParams) -> Outcome:
+def thp(s: Snapshot, p: AuditParams) -> CheckOutcome:
     raw = s.value(f"{THP}/enabled")
     if raw is None:
         return skip("kernel without transparent huge pages")
@@ -73,7 +73,7 @@ def thp(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.thp_defrag", "THP defragmentation on fault", SEED002)
-def thp_defrag(s: Snapshot, p: AuditParams) -> Outcome:
+def thp_defrag(s: Snapshot, p: AuditParams) -> CheckOutcome:
     raw = s.value(f"{THP}/defrag")
     if raw is None:
         return skip("kernel without transparent huge pages")
@@ -94,7 +94,7 @@ def thp_defrag(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.hugepages", "huge pages reserved per NUMA node", SEED002 + "; libvirt memoryBacking docs")
-def hugepages(s: Snapshot, p: AuditParams) -> Outcome:
+def hugepages(s: Snapshot, p: AuditParams) -> CheckOutcome:
     paths = s.glob("/sys/devices/system/node/node*/hugepages/hugepages-*/nr_hugepages")
     if not paths:
         return skip("no per-node huge page counters (no NUMA sysfs)")
@@ -125,7 +125,7 @@ def hugepages(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.numa_balancing", "automatic NUMA balancing", SEED002 + "; " + RHEL_TUNING)
-def numa_balancing(s: Snapshot, p: AuditParams) -> Outcome:
+def numa_balancing(s: Snapshot, p: AuditParams) -> CheckOutcome:
     path = "/proc/sys/kernel/numa_balancing"
     v = s.value(path)
     nodes = numa_nodes(s)
@@ -151,7 +151,7 @@ def numa_balancing(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.cpufreq_governor", "CPU frequency governor", RHEL_TUNING + "; tuned virtual-host profile")
-def cpufreq_governor(s: Snapshot, p: AuditParams) -> Outcome:
+def cpufreq_governor(s: Snapshot, p: AuditParams) -> CheckOutcome:
     paths = s.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor")
     if not paths:
         return skip("no cpufreq (frequency scaling not exposed, e.g. inside a VM)")
@@ -177,7 +177,7 @@ def cpufreq_governor(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.vhost_net_device", "/dev/vhost-net present", SEED002 + " (vhost_net: lower latency, ~8x virtio throughput)")
-def vhost_net_device(s: Snapshot, p: AuditParams) -> Outcome:
+def vhost_net_device(s: Snapshot, p: AuditParams) -> CheckOutcome:
     why = (
         "Without /dev/vhost-net, virtio-net packets are processed in QEMU's userspace thread "
         "instead of the in-kernel vhost worker: higher latency and far lower throughput."
@@ -190,7 +190,7 @@ def vhost_net_device(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.vhost_net_module", "vhost_net module loaded", SEED002)
-def vhost_net_module(s: Snapshot, p: AuditParams) -> Outcome:
+def vhost_net_module(s: Snapshot, p: AuditParams) -> CheckOutcome:
     why = "The vhost_net module provides the in-kernel virtio-net backend that multi-queue interfaces use."
     if not has_kernel_view(s):
         return skip(NO_KERNEL_VIEW)
@@ -200,7 +200,7 @@ def vhost_net_module(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.kvm", "/dev/kvm usable", "libvirt virt-host-validate; " + SEED002)
-def kvm(s: Snapshot, p: AuditParams) -> Outcome:
+def kvm(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not has_kernel_view(s):
         return skip(NO_KERNEL_VIEW)
     state = s.probes.get("kvm", "missing")
@@ -219,7 +219,7 @@ SCHEDULER_ADVICE = {True: {"mq-deadline", "bfq", "deadline", "cfq", "kyber"}, Fa
 
 
 @check("host.io_scheduler", "I/O scheduler per disk", SEED002 + " (noop/deadline/cfq)")
-def io_scheduler(s: Snapshot, p: AuditParams) -> Outcome:
+def io_scheduler(s: Snapshot, p: AuditParams) -> CheckOutcome:
     paths = [x for x in s.glob("/sys/block/*/queue/scheduler") if not re.match(r"/sys/block/(loop|ram|zram|dm-|md|sr)", x)]
     if not paths:
         return skip("no physical block devices with a scheduler")
@@ -266,7 +266,7 @@ def _irq_cpus(s: Snapshot) -> dict[int, frozenset[int]]:
 
 
 @check("host.irq_on_guest_cpus", "device interrupts on CPUs guests are pinned to", SEED002 + " (IRQ tuning: keep guests off NIC IRQ CPUs)")
-def irq_on_guest_cpus(s: Snapshot, p: AuditParams) -> Outcome:
+def irq_on_guest_cpus(s: Snapshot, p: AuditParams) -> CheckOutcome:
     pins = guest_pins(s)
     if not pins:
         return skip("no pinned guests (no vcpupin in libvirt domains, no nova cpu_dedicated_set/cpu_shared_set)")
@@ -299,7 +299,7 @@ def irq_on_guest_cpus(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.guest_cpu0", "guests kept off CPU0", SEED002 + " (CPU0 handles interrupts; keep it out of guest XML)")
-def guest_cpu0(s: Snapshot, p: AuditParams) -> Outcome:
+def guest_cpu0(s: Snapshot, p: AuditParams) -> CheckOutcome:
     pins = guest_pins(s)
     if not pins:
         return skip("no pinned guests (no vcpupin in libvirt domains, no nova cpu_dedicated_set/cpu_shared_set)")
@@ -312,7 +312,7 @@ def guest_cpu0(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.swappiness", "vm.swappiness", "tuned virtual-host profile (vm.swappiness=10)")
-def swappiness(s: Snapshot, p: AuditParams) -> Outcome:
+def swappiness(s: Snapshot, p: AuditParams) -> CheckOutcome:
     path = "/proc/sys/vm/swappiness"
     v = _int(s, path)
     if v is None:
@@ -328,7 +328,7 @@ def swappiness(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("host.dirty_ratios", "vm.dirty_ratio / vm.dirty_background_ratio", "tuned virtual-host profile (dirty_background_ratio=5)")
-def dirty_ratios(s: Snapshot, p: AuditParams) -> Outcome:
+def dirty_ratios(s: Snapshot, p: AuditParams) -> CheckOutcome:
     bg_path, hard_path = "/proc/sys/vm/dirty_background_ratio", "/proc/sys/vm/dirty_ratio"
     bg, hard = _int(s, bg_path), _int(s, hard_path)
     if bg is None or hard is None:
@@ -348,7 +348,7 @@ GOOD_PROFILES = {"virtual-host", "cpu-partitioning", "realtime-virtual-host", "c
 
 
 @check("host.tuned_profile", "active tuned profile", "tuned(8) virtual-host profile; " + RHEL_TUNING)
-def tuned_profile(s: Snapshot, p: AuditParams) -> Outcome:
+def tuned_profile(s: Snapshot, p: AuditParams) -> CheckOutcome:
     path = "/etc/tuned/active_profile"
     v = s.value(path)
     if v is None:

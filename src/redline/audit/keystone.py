@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from redline.audit.facts import cpu_count, get, ini, is_true
-from redline.audit.model import Change, Severity
+from redline.model.finding import Change, Severity
 from redline.audit.parse import wsgi_processes
-from redline.audit.registry import AuditParams, Outcome, bad, check, ev, ok, skip
+from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 
 KEYSTONE = "/etc/keystone/keystone.conf"
@@ -17,7 +17,7 @@ LOCAL_BACKENDS = ("oslo_cache.dict", "dogpile.cache.memory", "dogpile.cache.memo
 
 
 @check("keystone.cache_enabled", "Keystone caching enabled", LAB + "; " + SEED000)
-def cache_enabled(s: Snapshot, p: AuditParams) -> Outcome:
+def cache_enabled(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, KEYSTONE)
     if conf is None:
         return skip("no /etc/keystone/keystone.conf")
@@ -32,7 +32,7 @@ def cache_enabled(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("keystone.cache_backend", "Keystone cache backend", LAB + "; oslo.cache docs")
-def cache_backend(s: Snapshot, p: AuditParams) -> Outcome:
+def cache_backend(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, KEYSTONE)
     if conf is None:
         return skip("no /etc/keystone/keystone.conf")
@@ -53,7 +53,7 @@ def cache_backend(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("keystone.token_provider", "Keystone token provider", SEED000 + " (SQL token table filtered in Python); keystone docs")
-def token_provider(s: Snapshot, p: AuditParams) -> Outcome:
+def token_provider(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, KEYSTONE)
     if conf is None:
         return skip("no /etc/keystone/keystone.conf")
@@ -68,7 +68,7 @@ def token_provider(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("keystone.password_hash_rounds", "password hash cost", "redline lab measurement (bcrypt cost 12 ~290 ms, cost 4 ~1.2 ms per check)")
-def password_hash_rounds(s: Snapshot, p: AuditParams) -> Outcome:
+def password_hash_rounds(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, KEYSTONE)
     if conf is None:
         return skip("no /etc/keystone/keystone.conf")
@@ -107,7 +107,7 @@ def _wsgi(s: Snapshot) -> list[tuple[str, int]]:
 
 
 @check("keystone.wsgi_processes", "Keystone WSGI processes", SEED000 + "; seed 003 (uWSGI / Apache)")
-def wsgi_processes_check(s: Snapshot, p: AuditParams) -> Outcome:
+def wsgi_processes_check(s: Snapshot, p: AuditParams) -> CheckOutcome:
     found = _wsgi(s)
     if not found:
         return skip("no Keystone uWSGI / gunicorn / Apache WSGI configuration on this host")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from redline.audit.model import Change, Evidence, Severity
+from redline.model.finding import Change, Evidence, Severity
 from redline.audit.parse import parse_libvirt_conf, parse_version
-from redline.audit.registry import AuditParams, Outcome, bad, check, ev, ok, skip
+from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 
 LIBVIRTD_CONF = "/etc/libvirt/libvirtd.conf"
@@ -36,7 +36,7 @@ def daemon_configs(s: Snapshot) -> list[str]:
     return paths or [LIBVIRTD_CONF]
 
 
-def _limit(s: Snapshot, p: AuditParams, key: str, why: str) -> Outcome:
+def _limit(s: Snapshot, p: AuditParams, key: str, why: str) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
     need = p.parallel
@@ -73,7 +73,7 @@ def _limit(s: Snapshot, p: AuditParams, key: str, why: str) -> Outcome:
 
 
 @check("libvirt.max_workers", "libvirt worker threads", SEED000)
-def max_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def max_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return _limit(
         s,
         p,
@@ -84,7 +84,7 @@ def max_workers(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.max_client_requests", "libvirt concurrent requests per client", SEED000)
-def max_client_requests(s: Snapshot, p: AuditParams) -> Outcome:
+def max_client_requests(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return _limit(
         s,
         p,
@@ -95,7 +95,7 @@ def max_client_requests(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.max_clients", "libvirt concurrent client connections", SEED000 + "; " + LIBVIRT_DOCS)
-def max_clients(s: Snapshot, p: AuditParams) -> Outcome:
+def max_clients(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return _limit(
         s,
         p,
@@ -106,7 +106,7 @@ def max_clients(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.max_requests", "obsolete max_requests setting", SEED000 + "; " + LIBVIRT_DOCS)
-def max_requests(s: Snapshot, p: AuditParams) -> Outcome:
+def max_requests(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
     setters = []
@@ -130,7 +130,7 @@ def max_requests(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.security_driver", "QEMU security driver", "seed 000 (global security driver lock); libvirt qemu.conf docs")
-def security_driver(s: Snapshot, p: AuditParams) -> Outcome:
+def security_driver(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
     text = s.text(QEMU_CONF)
@@ -160,7 +160,7 @@ def security_driver(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.cgroups", "cgroup hierarchy used for guests", "seed 000 (cgroup membership ~10 s per VM at 20 in parallel); libvirt cgroups docs")
-def cgroups(s: Snapshot, p: AuditParams) -> Outcome:
+def cgroups(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
     mounts = s.text("/proc/mounts")
@@ -201,7 +201,7 @@ def cgroups(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("libvirt.version", "libvirt version", "seed 000 (libvirt < 1.0.3 has one big lock)")
-def version(s: Snapshot, p: AuditParams) -> Outcome:
+def version(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
     for name in ("libvirt-daemon", "libvirt0", "libvirt-daemon-driver-qemu"):

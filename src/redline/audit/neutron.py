@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from redline.audit.facts import cpu_count, get, ini
-from redline.audit.model import Change, Severity
-from redline.audit.registry import AuditParams, Outcome, bad, check, ev, ok, skip
+from redline.model.finding import Change, Severity
+from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 
 NEUTRON = "/etc/neutron/neutron.conf"
@@ -12,7 +12,7 @@ SEED000 = "seed 000 (N network-server processes; rootwrap ~6x per command)"
 
 
 @check("neutron.rpc_workers", "neutron RPC workers", SEED000 + "; neutron configuration reference")
-def rpc_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def rpc_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, NEUTRON)
     if conf is None:
         return skip("no /etc/neutron/neutron.conf")
@@ -32,7 +32,7 @@ def rpc_workers(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("neutron.api_workers", "neutron API workers", SEED000)
-def api_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = ini(s, NEUTRON)
     if conf is None:
         return skip("no /etc/neutron/neutron.conf")
@@ -50,7 +50,7 @@ def api_workers(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("neutron.root_helper_daemon", "neutron rootwrap daemon", SEED000)
-def root_helper_daemon(s: Snapshot, p: AuditParams) -> Outcome:
+def root_helper_daemon(s: Snapshot, p: AuditParams) -> CheckOutcome:
     paths = [NEUTRON] + s.glob("/etc/neutron/*_agent.ini") + s.glob("/etc/neutron/plugins/ml2/*.ini")
     confs = {path: ini(s, path) for path in paths}
     confs = {k: v for k, v in confs.items() if v is not None}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from redline.audit.facts import cpu_count, get, ini, is_true
-from redline.audit.model import Change, Severity
+from redline.model.finding import Change, Severity
 from redline.audit.parse import format_cpuset, parse_cpuset, wsgi_processes
-from redline.audit.registry import AuditParams, Outcome, bad, check, ev, ok, skip
+from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 
 NOVA = "/etc/nova/nova.conf"
@@ -22,7 +22,7 @@ def _is_compute(conf: dict[str, dict[str, str]]) -> bool:
     return "libvirt" in conf or "compute_driver" in conf.get("DEFAULT", {})
 
 
-def _workers(s: Snapshot, section: str, label: str, why: str) -> Outcome:
+def _workers(s: Snapshot, section: str, label: str, why: str) -> CheckOutcome:
     conf = _conf(s)
     if conf is None:
         return skip("no /etc/nova/nova.conf")
@@ -47,14 +47,14 @@ def _workers(s: Snapshot, section: str, label: str, why: str) -> Outcome:
 
 
 @check("nova.conductor_workers", "nova-conductor workers", SEED000 + " (N conductor workers)")
-def conductor_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def conductor_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return _workers(s, "conductor", "conductor",
                     "Every database access of nova-compute goes through nova-conductor; a blocking DB "
                     "driver stalls all green threads of one process, so concurrency needs processes.")
 
 
 @check("nova.scheduler_workers", "nova-scheduler workers", SEED000 + "; " + NOVA_DOCS)
-def scheduler_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def scheduler_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return _workers(s, "scheduler", "scheduler",
                     "Scheduling a burst of boots is CPU-bound placement and DB work; one worker "
                     "handles the requests of the burst one after another.")
@@ -82,7 +82,7 @@ def _api_processes(s: Snapshot) -> list[tuple[str, int]]:
 
 
 @check("nova.api_workers", "nova-api WSGI processes", SEED000 + " (N nova-api workers)")
-def api_workers(s: Snapshot, p: AuditParams) -> Outcome:
+def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     found = _api_processes(s)
     if not found:
         return skip("no nova-api WSGI configuration (uWSGI ini, Apache vhost, osapi_compute_workers) on this host")
@@ -97,7 +97,7 @@ def api_workers(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.cpu_sets", "cpu_dedicated_set / cpu_shared_set", SEED002 + " (keep guests off CPU0 and IRQ CPUs); " + NOVA_DOCS)
-def cpu_sets(s: Snapshot, p: AuditParams) -> Outcome:
+def cpu_sets(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None or not _is_compute(conf):
         return skip("not a nova compute host (no nova.conf with [libvirt] or compute_driver)")
@@ -120,7 +120,7 @@ def cpu_sets(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.reserved_host_memory", "reserved_host_memory_mb", NOVA_DOCS + "; " + SEED002)
-def reserved_host_memory(s: Snapshot, p: AuditParams) -> Outcome:
+def reserved_host_memory(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None or not _is_compute(conf):
         return skip("not a nova compute host")
@@ -137,7 +137,7 @@ def reserved_host_memory(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.disk_cachemodes", "disk cache modes", SEED002 + " (writeback > none > writethrough for speed; reverse for safety)")
-def disk_cachemodes(s: Snapshot, p: AuditParams) -> Outcome:
+def disk_cachemodes(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None or not _is_compute(conf):
         return skip("not a nova compute host")
@@ -153,7 +153,7 @@ def disk_cachemodes(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.firewall_driver", "nova firewall driver", SEED000 + " (security groups in the network service, not nova-compute)")
-def firewall_driver(s: Snapshot, p: AuditParams) -> Outcome:
+def firewall_driver(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None:
         return skip("no /etc/nova/nova.conf")
@@ -168,7 +168,7 @@ def firewall_driver(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.rootwrap", "rootwrap vs privsep / sudo", SEED000 + " (rootwrap costs ~6x per command)")
-def rootwrap(s: Snapshot, p: AuditParams) -> Outcome:
+def rootwrap(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None:
         return skip("no /etc/nova/nova.conf")
@@ -188,7 +188,7 @@ def rootwrap(s: Snapshot, p: AuditParams) -> Outcome:
 
 
 @check("nova.cpu_mode", "guest CPU mode", SEED002 + " (host-passthrough caused host kernel panics in production)")
-def cpu_mode(s: Snapshot, p: AuditParams) -> Outcome:
+def cpu_mode(s: Snapshot, p: AuditParams) -> CheckOutcome:
     conf = _conf(s)
     if conf is None or not _is_compute(conf):
         return skip("not a nova compute host")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The CPU list syntax belongs to tune/; the checks import it from here with the other formats.
+from redline.tune.cpulist import format_cpuset as format_cpuset, parse_cpuset as parse_cpuset
+
 
 def parse_libvirt_conf(text: str) -> dict[str, str]:
     """libvirtd.conf / qemu.conf: `key = value` lines; strings quoted, lists in [ ]; # comments.
@@ -72,38 +75,6 @@ def parse_ini(text: str) -> dict[str, dict[str, str]]:
         last_key = key.lower()
         out.setdefault(section, {})[last_key] = value
     return out
-
-
-def parse_cpuset(spec: str) -> frozenset[int]:
-    """Linux / libvirt / nova CPU list syntax: "0-3,8,^2" -> {0,1,3,8}."""
-    include: set[int] = set()
-    exclude: set[int] = set()
-    for part in spec.replace(" ", "").split(","):
-        if not part:
-            continue
-        target = include
-        if part.startswith("^"):
-            target, part = exclude, part[1:]
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            target.update(range(int(lo), int(hi) + 1))
-        else:
-            target.add(int(part))
-    return frozenset(include - exclude)
-
-
-def format_cpuset(cpus: frozenset[int] | set[int] | list[int]) -> str:
-    """{0,1,2,5} -> "0-2,5"."""
-    ordered = sorted(set(cpus))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def bracketed(value: str) -> str | None:

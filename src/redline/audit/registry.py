@@ -1,11 +1,11 @@
-"""Checks register here; `run_checks` turns each one's Outcome into a Finding."""
+"""Checks register here; `run_checks` turns each one's CheckOutcome into a Finding."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from redline.audit.model import Change, Evidence, Finding, Severity, Status
+from redline.model.finding import Change, Evidence, Finding, Severity, Status
 from redline.audit.snapshot import Snapshot
 
 
@@ -18,7 +18,7 @@ class AuditParams:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CheckOutcome:
     status: Status
     evidence: tuple[Evidence, ...]
     why: str
@@ -27,7 +27,7 @@ class Outcome:
     changes: tuple[Change, ...] = ()
 
 
-CheckFn = Callable[[Snapshot, AuditParams], Outcome]
+CheckFn = Callable[[Snapshot, AuditParams], CheckOutcome]
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,18 @@ def ev(path: str, value: object) -> Evidence:
     return Evidence(path, str(value))
 
 
-def ok(why: str, *evidence: Evidence) -> Outcome:
-    return Outcome(Status.PASS, tuple(evidence), why)
+def ok(why: str, *evidence: Evidence) -> CheckOutcome:
+    return CheckOutcome(Status.PASS, tuple(evidence), why)
 
 
 def bad(
     severity: Severity, why: str, fix: str, *evidence: Evidence, changes: tuple[Change, ...] = ()
-) -> Outcome:
-    return Outcome(Status.FAIL, tuple(evidence), why, fix, severity, changes)
+) -> CheckOutcome:
+    return CheckOutcome(Status.FAIL, tuple(evidence), why, fix, severity, changes)
 
 
-def skip(why: str, *evidence: Evidence) -> Outcome:
-    return Outcome(Status.SKIP, tuple(evidence), why)
+def skip(why: str, *evidence: Evidence) -> CheckOutcome:
+    return CheckOutcome(Status.SKIP, tuple(evidence), why)
 
 
 def run_checks(snap: Snapshot, params: AuditParams = AuditParams()) -> tuple[Finding, ...]:

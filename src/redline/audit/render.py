@@ -6,7 +6,8 @@ import json
 
 from jinja2 import Environment, select_autoescape
 
-from redline.audit.model import AuditReport, Finding, Status
+from redline.model.audit import AuditReport
+from redline.model.finding import Finding, Status
 
 ORDER = {Status.FAIL: 0, Status.PASS: 1, Status.SKIP: 2}
 MARK = {Status.FAIL: "FAIL", Status.PASS: "ok  ", Status.SKIP: "skip"}
@@ -17,13 +18,13 @@ def _sorted(report: AuditReport) -> list[Finding]:
 
 
 def to_json(report: AuditReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
+    return json.dumps(report.to_json(), indent=2)
 
 
 def to_text(report: AuditReport, verbose: bool = False) -> str:
     """Failures in full, passes one line each, skips one line each (with the reason)."""
     out: list[str] = []
-    counts = report.to_dict()["summary"]
+    counts = report.to_json()["summary"]
     out.append(
         f"redline audit of {report.root}: {counts['fail']} findings, {counts['pass']} ok, "  # type: ignore[index]
         f"{counts['skip']} not applicable ({report.elapsed_s:.2f} s)"  # type: ignore[index]
@@ -80,4 +81,4 @@ code{font-size:.92em;background:#f4f4f4;padding:0 .2em} small{color:#666}
 
 def to_html(report: AuditReport) -> str:
     env = Environment(autoescape=select_autoescape(default=True))
-    return env.from_string(HTML).render(r=report, s=report.to_dict()["summary"], findings=_sorted(report))
+    return env.from_string(HTML).render(r=report, s=report.to_json()["summary"], findings=_sorted(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from redline.audit.model import AuditReport
+from redline.model.audit import AuditReport
 from redline.audit.registry import AuditParams, run_checks
 from redline.audit.snapshot import collect
 

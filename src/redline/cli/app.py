@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from redline import __version__
 from redline.errors import UserError
 
 app = typer.Typer(
@@ -16,6 +17,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"redline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    # No docstring: the app's help above stays the text of `redline --help`.
+    pass
+
+
 lab_app = typer.Typer(help="Start and stop real targets on this machine.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 
@@ -59,6 +76,9 @@ def main() -> None:
         print("redline: aborted", file=sys.stderr)
         raise SystemExit(1)
     except typer.TyperException as exc:  # usage errors: bad option, bad value
-        fail(exc.format_message().splitlines()[0], exc.exit_code)
+        lines = exc.format_message().splitlines()
+        if not lines:  # a group given no command: typer has printed its help already
+            raise SystemExit(exc.exit_code)
+        fail(lines[0], exc.exit_code)
     if isinstance(code, int) and code:
         raise SystemExit(code)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, cast
 
 import typer
 from rich.table import Table
 
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
-from redline.cli.options import build_template, err_console, out_console, parse_cpus, publish, read_body
+from redline.cli.options import GeneratorOptions, OutputOptions, RequestOptions, err_console, option_groups, out_console, publish
 from redline.cli.progress import RunProgress
-from redline.cli import scenario_options as so
-from redline.cli.run import EMBEDDED, split_cpus_for_embedded, with_url_path
+from redline.cli.scenario_options import ScenarioOptions, choose_scenario
 from redline.errors import UserError
 from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
-from redline.lab.embedded import DEFAULT_SCENARIO, start_identity
-from redline.lab.process import start_calibrated
-from redline.load.request import Target
-from redline.monitor import NamePattern, PidTree
+from redline.model.capacity import CapacityResult
+from redline.monitor import NamePattern, PidTree, ProcessSelector
+from redline.targets.embedded import EMBEDDED_KINDS, EmbeddedKind, embedded_target, with_url_path
 
-EMBEDDED_KINDS = ("identity", "calibrated")
 EXIT_CODES = {"found": 0, "at_upper_bound": 0, "never_stable": 4, "inconclusive": 5, "probe_limit": 5}
 
 _COLOURS = {"stable": "green", "degraded": "red", "inconclusive": "yellow"}
@@ -52,14 +50,14 @@ class _Display(CapacityHooks):
             self.bar.__exit__(None, None, None)
             self.bar = None
         s = r.warmup_summary or r.summary
-        lat = s.get("latency_ms", {})
-        figures = f"achieved {s['achieved_rps']:,.1f}/s"
+        lat = s.latency_ms
+        figures = f"achieved {s.achieved_rps:,.1f}/s"
         if r.warmup_summary:
-            figures = f"stopped in warm-up after {s['window_s']:.1f} s: {figures}"
+            figures = f"stopped in warm-up after {s.window_s:.1f} s: {figures}"
         if lat:
             figures += f", p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
-        if s["errors"]:
-            figures += f", {s['errors']:,} errors"
+        if s.errors:
+            figures += f", {s.errors:,} errors"
         state = r.verdict.state
         colour = _COLOURS[state]
         err_console.print(f"   [{colour}]{state}[/{colour}] — {figures}")
@@ -69,6 +67,7 @@ class _Display(CapacityHooks):
 
 
 @app.command("capacity")
+@option_groups
 def capacity_command(
     url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it (and without --scenario), redline starts an embedded target: see --embedded."),
     embedded: Optional[str] = typer.Option(None, "--embedded", help="The target redline starts when there is no --url: identity (the default: the reference identity service on its own CPU, keystone.issue at bcrypt cost 4) or calibrated (a queue of known capacity, 400 requests/s)."),
@@ -79,36 +78,13 @@ def capacity_command(
     start_rate: Optional[float] = typer.Option(None, "--start", help="First rate tried when bracketing (default 100)."),
     resolution: Optional[str] = typer.Option(None, "--resolution", help="Stop bisecting at this width: requests/s (5) or percent (2%)."),
     slo_p99: Optional[float] = typer.Option(None, "--slo-p99", help="robust: a p99 latency above this many ms degrades."),
-    method: str = typer.Option("GET", "--method", "-X"),
-    header: Optional[list[str]] = typer.Option(None, "--header", "-H", help="'Name: value'; repeatable."),
-    body: Optional[str] = typer.Option(None, "--body"),
-    body_file: Optional[Path] = typer.Option(None, "--body-file"),
+    request: RequestOptions = RequestOptions(),
     arrival: str = typer.Option("constant", "--arrival", help="constant or poisson."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w"),
-    cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for the generator, e.g. 0."),
-    connections: int = typer.Option(1000, "--connections"),
-    timeout: float = typer.Option(10.0, "--timeout"),
-    connect_timeout: float = typer.Option(5.0, "--connect-timeout"),
-    insecure: bool = typer.Option(False, "--insecure"),
-    ca_file: Optional[str] = typer.Option(None, "--ca-file"),
+    generator: GeneratorOptions = GeneratorOptions(),
     target_pid: Optional[int] = typer.Option(None, "--target-pid", help="Monitor this process and its children as the target."),
     target_process: Optional[str] = typer.Option(None, "--target-process", help="Monitor processes matching this regex as the target."),
-    results: Path = typer.Option(Path("results"), "--results"),
-    name: Optional[str] = typer.Option(None, "--name"),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    scenario: Optional[str] = so.SCENARIO,
-    os_cloud: Optional[str] = so.OS_CLOUD,
-    os_auth_url: Optional[str] = so.OS_AUTH_URL,
-    os_username: Optional[str] = so.OS_USERNAME,
-    os_password: Optional[str] = so.OS_PASSWORD,
-    os_project_name: Optional[str] = so.OS_PROJECT_NAME,
-    os_user_domain_name: Optional[str] = so.OS_USER_DOMAIN_NAME,
-    os_project_domain_name: Optional[str] = so.OS_PROJECT_DOMAIN_NAME,
-    users: Optional[str] = so.USERS,
-    users_project: Optional[str] = so.USERS_PROJECT,
-    token_pool: int = so.TOKEN_POOL,
-    mix: str = so.MIX,
-    password_hash_cost: Optional[int] = so.HASH_COST,
+    output: OutputOptions = OutputOptions(),
+    scen: ScenarioOptions = ScenarioOptions(),
 ) -> None:
     """Search for the largest rate the target sustains, confirm it at full length, report."""
     if protocol not in PROTOCOLS:
@@ -121,137 +97,107 @@ def capacity_command(
         proto = customised(PROTOCOLS[protocol], criterion, min_rate, max_rate, start_rate, resolution, slo_p99)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if workers is not None and workers < 1:
-        raise UserError("--workers must be at least 1")
-    gen_cpus = parse_cpus(cpus)
-    template = build_template(method, "/", header, read_body(body, body_file))
-    selector = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
+    gen_cpus = generator.generator_cpus()
+    template = request.template()
+    selector: ProcessSelector | None = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
 
-    kind = _embedded_kind(embedded, url, scenario, os_cloud, os_auth_url)
-    lab = None
-    identity = None
-    try:  # whatever fails after an embedded target started, the target is stopped
-        if kind == "identity":
-            gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
-            identity = start_identity(target_cpus)
-            err_console.print(
-                f"[dim]embedded target: the reference identity service on {identity.state.url}, CPU {_cpu_list(target_cpus)};"
-                f" generator on CPU {_cpu_list(gen_cpus)}[/dim]"
-            )
-            chosen = so.embedded_choice(scenario or DEFAULT_SCENARIO, identity, token_pool, mix)
+    kind = _embedded_kind(embedded, url, scen)
+    with ExitStack() as stack:  # whatever fails after an embedded target started, the target is stopped
+        if kind is not None:
+            emb = stack.enter_context(embedded_target(kind, gen_cpus, scenario=scen.scenario, token_pool=scen.token_pool, mix=scen.mix))
+            err_console.print(f"[dim]{emb.banner}[/dim]")
+            url, target_desc, chosen, gen_cpus = emb.url, emb.description, emb.choice, emb.generator_cpus
+            # Kept from before the move: --target-pid/--target-process replace what is monitored
+            # of the identity service, but not of the calibrated target (one process, redline's).
+            if selector is None or kind == "calibrated":
+                selector = emb.processes
         else:
-            chosen = so.choose_scenario(
-                scenario, url, os_cloud, os_auth_url, os_username, os_password, os_project_name, os_user_domain_name,
-                os_project_domain_name, users, users_project, token_pool, mix, password_hash_cost,
-            )  # fmt: skip
-        request_for = None
-        if chosen is not None:
-            url = chosen.scenario.url
-            target_desc = chosen.target_description()
-            template = chosen.scenario.request(sum(proto.trial(True)))
-            request_for = chosen.scenario.request
-            if selector is None and chosen.lab is not None:
-                selector = PidTree(chosen.lab.pid, chosen.lab.extra_pids)
-            if identity is not None:
-                target_desc |= {"embedded": True, "cpus": list(target_cpus or ()), "pid": identity.state.pid}
-        elif kind == "calibrated":
-            gen_cpus, target_cpus = split_cpus_for_embedded(gen_cpus)
-            lab = start_calibrated(EMBEDDED.servers, EMBEDDED.service_ms, cpus=target_cpus)
-            url = lab.url + "/"
-            selector = PidTree(lab.pid)
-            target_desc = {"url": url, "embedded": True, "cpus": list(target_cpus or ()), **EMBEDDED.describe()}
-            err_console.print(f"[dim]{lab.banner}[/dim]")
-        else:
-            target_desc = {"url": url, "embedded": False}
+            chosen = choose_scenario(scen, url)
+            if chosen is not None:
+                url = chosen.scenario.url
+                target_desc = chosen.target_description()
+                if selector is None:
+                    selector = chosen.processes
+            else:
+                target_desc = {"url": url, "embedded": False}
         assert url is not None
-        target = Target.from_url(url, tls_verify=not insecure, ca_file=ca_file)
+        target = generator.target(url)
         req = CapacityRequest(
             target=target,
-            request=template if chosen is not None else with_url_path(template, url),
-            request_for=request_for,
+            request=chosen.scenario.request(sum(proto.trial(True))) if chosen is not None else with_url_path(template, url),
+            request_for=chosen.scenario.request if chosen is not None else None,
             protocol=proto,
-            workers=workers,
-            cpus=gen_cpus,
-            connection_cap=connections,
-            connect_timeout_s=connect_timeout,
-            read_timeout_s=timeout,
             arrival=arrival,
             target_processes=selector,
+            **generator.settings(gen_cpus),
         )
         err_console.print(f"[bold]capacity search[/bold] — protocol {proto.name}: {proto.description}")
-        result = run_capacity(req, target_desc, results, name or f"capacity-{target.host}-{target.port}", _Display())
-    finally:
-        if lab is not None:
-            lab.stop()
-        if identity is not None:
-            identity.stop()
+        name = output.name or f"capacity-{target.host}-{target.port}"
+        result = run_capacity(req, target_desc, output.results, name, _Display())
 
-    doc = result.document
+    doc = result.result
     keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
-    publish(doc, result.folder.path, as_json, {k: doc.get(k) for k in keys} | {"probes": _probe_rows(doc)}, _print_result)
-    raise typer.Exit(EXIT_CODES[doc["outcome"]["state"]])
+    summary = {k: v for k, v in doc.to_json().items() if k in keys} | {"probes": _probe_rows(doc)}
+    publish(doc, result.folder.path, output.as_json, summary, _print_result)
+    assert doc.outcome is not None  # the search always records one, even when cut short
+    raise typer.Exit(EXIT_CODES[doc.outcome.state])
 
 
-def _embedded_kind(embedded: str | None, url: str | None, scenario: str | None, os_cloud: str | None, os_auth_url: str | None) -> str | None:
+def _embedded_kind(embedded: str | None, url: str | None, scen: ScenarioOptions) -> EmbeddedKind | None:
     """Which embedded target to start, if any: without --url and --scenario, the reference
     identity service (or what --embedded names)."""
     if embedded is None:
-        return "identity" if url is None and scenario is None else None
+        return "identity" if url is None and scen.scenario is None else None
     if embedded not in EMBEDDED_KINDS:
         raise UserError(f"--embedded must be one of {', '.join(EMBEDDED_KINDS)}, not {embedded!r}")
     if url is not None:
         raise UserError("--embedded starts its own target: drop --url (or --embedded)")
-    if os_cloud or os_auth_url:
+    if scen.os_cloud or scen.os_auth_url:
         raise UserError("--embedded starts its own target with its own credentials: drop --os-cloud/--os-auth-url")
-    if embedded == "calibrated" and scenario is not None:
+    if embedded == "calibrated" and scen.scenario is not None:
         raise UserError("--scenario needs a Keystone: --embedded identity, or credentials (--os-auth-url, OS_AUTH_URL, --os-cloud)")
-    return embedded
+    return cast(EmbeddedKind, embedded)
 
 
-def _cpu_list(cpus: tuple[int, ...] | None) -> str:
-    return ",".join(map(str, cpus)) if cpus else "any"
-
-
-def _probe_rows(doc: dict) -> list[dict]:
+def _probe_rows(doc: CapacityResult) -> list[dict[str, Any]]:
     rows = []
-    for p in doc["probes"]:
-        # A probe stopped during its warm-up has an empty window: show its warm-up instead.
-        s = p.get("warmup_summary") or p["summary"]
+    for p in doc.probes:
+        s = p.shown  # a probe stopped during its warm-up has an empty window: its warm-up instead
         rows.append(
             {
-                "rate": p["rate"],
-                "phase": p["phase"],
-                "full": p["full"],
-                "verdict": p["verdict"]["state"],
-                "reasons": p["verdict"]["reasons"],
-                "achieved_rps": s["achieved_rps"],
-                "latency_ms": {k: s["latency_ms"].get(k) for k in ("p50", "p95", "p99")},
-                "errors": s["errors"],
-                "schedule_lag_p99_ms": p["health"]["schedule_lag_ms"].get("p99"),
-                "generator_cpu_pct": p["generator_cpu_pct"],
-                "target_cpu_pct": p["target_cpu_pct"],
-                "stopped_early": p["stopped_early"],
-                "stopped_in_warmup": bool(p.get("warmup_summary")),
+                "rate": p.rate,
+                "phase": p.phase,
+                "full": p.full,
+                "verdict": p.verdict.state,
+                "reasons": list(p.verdict.reasons),
+                "achieved_rps": s.achieved_rps,
+                "latency_ms": {k: s.latency_ms.get(k) for k in ("p50", "p95", "p99")},
+                "errors": s.errors,
+                "schedule_lag_p99_ms": p.health.lag_ms.get("p99"),
+                "generator_cpu_pct": p.generator_cpu_pct,
+                "target_cpu_pct": p.target_cpu_pct,
+                "stopped_early": p.stopped_early,
+                "stopped_in_warmup": p.warmup_summary is not None,
             }
         )
     return rows
 
 
-def _stop_note(row: dict) -> str:
+def _stop_note(row: dict[str, Any]) -> str:
     if row["stopped_in_warmup"]:
         return " (stopped in warm-up)"
     return " (early stop)" if row["stopped_early"] else ""
 
 
-def _print_result(doc: dict, path: Path) -> None:
+def _print_result(doc: CapacityResult, path: Path) -> None:
     table = Table(title="probes", header_style="bold")
     for col in ("#", "rate/s", "trial", "verdict", "achieved/s", "p50 ms", "p99 ms", "errors", "lag p99 ms", "gen CPU", "target CPU"):
         table.add_column(col, justify="right")
-    for p, row in zip(doc["probes"], _probe_rows(doc)):
+    for p, row in zip(doc.probes, _probe_rows(doc)):
         lat = row["latency_ms"]
         colour = _COLOURS[row["verdict"]]
         table.add_row(
-            str(p["index"] + 1),
+            str(p.index + 1),
             f"{row['rate']:g}",
             f"{'full' if row['full'] else 'short'}{_stop_note(row)}",
             f"[{colour}]{row['verdict']}[/{colour}]",
@@ -264,17 +210,18 @@ def _print_result(doc: dict, path: Path) -> None:
             _pct(row["target_cpu_pct"]),
         )
     out_console.print(table)
-    o = doc["outcome"]
-    n = "—" if o["n"] is None else f"{o['n']:g} requests/s"
-    out_console.print(f"[bold]N = {n}[/bold] ({o['state']}): {o['reason']}")
-    for f in doc.get("findings", []):
-        out_console.print(f"finding: {f['title']} — {f['fix']}")
-    out_console.print(f"time taken: {doc['time_taken_s']:g} s; run folder: {path}")
+    o = doc.outcome
+    if o is not None:
+        n = "—" if o.n is None else f"{o.n:g} requests/s"
+        out_console.print(f"[bold]N = {n}[/bold] ({o.state}): {o.reason}")
+    for f in doc.findings:
+        out_console.print(f"finding: {f.title} — {f.fix}")
+    out_console.print(f"time taken: {doc.time_taken_s or 0:g} s; run folder: {path}")
 
 
-def _ms(v) -> str:
+def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f}"
 
 
-def _pct(v) -> str:
+def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.0f}%"

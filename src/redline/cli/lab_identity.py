@@ -6,8 +6,10 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +24,10 @@ lab_app.add_typer(identity_app, name="identity")
 
 PASSWORD_ENV = "REDLINE_LAB_PASSWORD"
 _STATE_HELP = "State directory (database, keys, log, state.json)."
+
+# Options every lab service's `up` has, the same way.
+HashRounds = Annotated[int, typer.Option("--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12).")]
+UpJson = Annotated[bool, typer.Option("--json", help="Print the state (without the password) as JSON.")]
 
 
 def _state_dir(value: Optional[Path]) -> Path:
@@ -49,8 +55,18 @@ def state_json(state: ServiceState | None) -> str:
     return json.dumps(None if state is None else state.__dict__ | {"bench_users": list(state.bench_users)}, indent=2)
 
 
-def print_up(state: ServiceState, headline: str, password: str, given: bool) -> None:
-    """After `up`: the headline, then the credentials; a generated password is shown once, here."""
+def admin_password() -> tuple[str, bool]:
+    """The password for a service about to start, and whether the user chose it."""
+    given = os.environ.get(PASSWORD_ENV)
+    return given or secrets.token_urlsafe(16), bool(given)
+
+
+def print_up(state: ServiceState, as_json: bool, headline: str, password: str, given: bool) -> None:
+    """After `up`: the state as JSON, or the headline and the credentials; a generated
+    password is shown once, here (never in the JSON)."""
+    if as_json:
+        print(state_json(state))
+        return
     out_console.print(headline)
     print_credentials(state, None if given else password)
     if given:
@@ -70,47 +86,64 @@ def print_status(state: ServiceState | None, as_json: bool, name: str, detail: s
         raise typer.Exit(3)
 
 
+@dataclass(frozen=True)
+class LabService:
+    """How `down` and `status` speak of one kind of lab service kept in a state directory."""
+
+    name: str  # as in "no <name> is running"
+    state_help: str
+    state_dir: Callable[[Optional[Path]], Path]  # --state-dir, or the kind's default
+    down: Callable[[Path], ServiceState | None]
+    stopped: Callable[[ServiceState], str]  # the line `down` prints
+    detail: Callable[[ServiceState], str] = lambda state: ""  # appended to the `status` line
+
+
+def add_down_and_status(sub_app: typer.Typer, service: LabService, down_help: str, status_help: str) -> None:
+    """Register `down` and `status`: the same two commands for every lab service."""
+
+    @sub_app.command("down", help=down_help)
+    def down(state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=service.state_help)) -> None:
+        state = service.down(service.state_dir(state_dir))
+        if state is None:  # nothing to stop is worth a line, not an error
+            print(f"redline: no {service.name} is running; nothing to stop", file=sys.stderr)
+            return
+        out_console.print(service.stopped(state))
+
+    @sub_app.command("status", help=status_help)
+    def status(
+        state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=service.state_help),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        state = running(service.state_dir(state_dir))
+        print_status(state, as_json, service.name, service.detail(state) if state else "")
+
+
 @identity_app.command("up")
 def identity_up(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0: any free port)."),
     workers: int = typer.Option(2, "--workers", "-w", help="Worker processes."),
-    hash_rounds: int = typer.Option(4, "--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12)."),
+    hash_rounds: HashRounds = 4,
     users: int = typer.Option(10, "--users", help="Benchmark users bench-0 … bench-(N-1)."),
     token_ttl: float = typer.Option(3600.0, "--token-ttl", help="Token lifetime, seconds."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for the service, e.g. 1."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the state (without the password) as JSON."),
+    as_json: UpJson = False,
 ) -> None:
     """Start the service in the background; print its URL and credentials (the password once).
 
     The password is taken from REDLINE_LAB_PASSWORD when set, else generated."""
     config = lab.IdentityLabConfig(_state_dir(state_dir), port, workers, hash_rounds, users, token_ttl, parse_cpus(cpus))
-    given = os.environ.get(PASSWORD_ENV)
-    password = given or secrets.token_urlsafe(16)
+    password, given = admin_password()
     state = lab.up(config, password)
-    if as_json:
-        print(state_json(state))
-        return
-    print_up(state, f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)", password, bool(given))
+    print_up(state, as_json, f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)", password, given)
 
 
-@identity_app.command("down")
-def identity_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP)) -> None:
-    """Stop the service and every process it started."""
-    state = lab.down(_state_dir(state_dir))
-    if state is None:
-        print("redline: no reference identity service is running; nothing to stop", file=sys.stderr)
-        return
-    out_console.print(f"reference identity service stopped (pid {state.pid})")
-
-
-@identity_app.command("status")
-def identity_status(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Say whether the service runs, where, and with which users (exit 3 when it does not)."""
-    print_status(running(_state_dir(state_dir)), as_json, "reference identity service")
+add_down_and_status(
+    identity_app,
+    LabService("reference identity service", _STATE_HELP, _state_dir, lab.down, lambda s: f"reference identity service stopped (pid {s.pid})"),
+    "Stop the service and every process it started.",
+    "Say whether the service runs, where, and with which users (exit 3 when it does not).",
+)
 
 
 @identity_app.command("serve", hidden=True)

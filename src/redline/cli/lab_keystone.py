@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from redline.cli.app import lab_app
-from redline.cli.lab_identity import PASSWORD_ENV, print_status, print_up, state_json
-from redline.cli.options import err_console, out_console, parse_cpus
+from redline.cli.lab_identity import HashRounds, LabService, UpJson, add_down_and_status, admin_password, print_up
+from redline.cli.options import err_console, parse_cpus
 from redline.lab import keystone as lab
-from redline.lab.state import running
 
 keystone_app = typer.Typer(help="Real Keystone from PyPI: the study's configurations.", no_args_is_help=True)
 lab_app.add_typer(keystone_app, name="keystone")
@@ -37,11 +33,11 @@ def keystone_up(
     database: str = typer.Option("sqlite", "--database", help="sqlite, postgresql or mariadb (a private server from Debian's package, on a unix socket in the state directory)."),
     db_tmpfs: bool = typer.Option(False, "--db-tmpfs", help="Database files on a tmpfs mounted at STATE/db (needs root); default: on disk there."),
     db_set: Optional[list[str]] = typer.Option(None, "--db-set", help="A database server option NAME=VALUE (repeatable), e.g. fsync=off, innodb_flush_log_at_trx_commit=2."),
-    hash_rounds: int = typer.Option(4, "--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12)."),
+    hash_rounds: HashRounds = 4,
     users: int = typer.Option(4, "--users", help="Benchmark users bench-0 … bench-(N-1) in project bench."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for Keystone (and memcached), e.g. 1."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the state (without the password) as JSON."),
+    as_json: UpJson = False,
 ) -> None:
     """Install (once, cached), configure, bootstrap and start Keystone; print its URL and credentials.
 
@@ -50,36 +46,24 @@ def keystone_up(
         _state_dir(state_dir), port, server, processes, threads, cache, database, hash_rounds, users, parse_cpus(cpus),
         db_tmpfs=db_tmpfs, db_settings=tuple(db_set or ()),
     )
-    given = os.environ.get(PASSWORD_ENV)
-    password = given or secrets.token_urlsafe(16)
+    password, given = admin_password()
     with err_console.status("starting Keystone") as status:
         state = lab.up(config, password, on_step=lambda s: status.update(f"[dim]{s}[/dim]"))
-    if as_json:
-        print(state_json(state))
-        return
     headline = f"Keystone {state.config.get('keystone')} up: {state.url} (pid {state.pid}; {server} {processes}×{threads}, cache {cache}, {_db_label(state.config)})"
-    print_up(state, headline, password, bool(given))
+    print_up(state, as_json, headline, password, given)
 
 
 def _db_label(config: dict) -> str:
     return f"{config.get('database')} {config.get('db_version', '')} on {config.get('db_storage', 'disk')}"
 
 
-@keystone_app.command("down")
-def keystone_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP)) -> None:
-    """Stop Keystone and every process started with it."""
-    state = lab.down(_state_dir(state_dir))
-    if state is None:
-        print("redline: no Keystone lab is running; nothing to stop", file=sys.stderr)
-        return
-    out_console.print(f"Keystone stopped (pid {state.pid}{''.join(f', {p}' for p in state.extra_pids)})")
-
-
-@keystone_app.command("status")
-def keystone_status(
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Say whether Keystone runs, where, and how it is configured (exit 3 when it does not)."""
-    state = running(_state_dir(state_dir))
-    print_status(state, as_json, "Keystone lab", f"; {json.dumps(state.config)}" if state else "")
+add_down_and_status(
+    keystone_app,
+    LabService(
+        "Keystone lab", _STATE_HELP, _state_dir, lab.down,
+        lambda s: f"Keystone stopped (pid {s.pid}{''.join(f', {p}' for p in s.extra_pids)})",
+        lambda s: f"; {json.dumps(s.config)}",
+    ),  # fmt: skip
+    "Stop Keystone and every process started with it.",
+    "Say whether Keystone runs, where, and how it is configured (exit 3 when it does not).",
+)

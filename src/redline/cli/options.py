@@ -1,16 +1,28 @@
-"""Parsing and display helpers shared by commands (no measurement logic here)."""
+"""Parsing, display helpers and option groups shared by commands (no measurement logic here)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Optional, TypedDict, TypeVar, get_type_hints
 
+import typer
 from rich.console import Console
 
 from redline.errors import UserError
-from redline.load.request import RequestTemplate, parse_header
+from redline.model.capacity import CapacityResult
+from redline.model.run import RunResult
+from redline.load.request import RequestTemplate, Target, parse_header
+from redline.tune.cpulist import parse_cpuset
+
+R = TypeVar("R")
 
 err_console = Console(stderr=True)
 # Piped output (CI logs, files) gets room for the result tables instead of rich's 80 columns.
@@ -21,15 +33,8 @@ def parse_cpus(text: str | None) -> tuple[int, ...] | None:
     """'0,2-3' → (0, 2, 3); checked against the CPUs this process may use."""
     if not text:
         return None
-    cpus: set[int] = set()
     try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                cpus.update(range(int(lo), int(hi) + 1))
-            elif part:
-                cpus.add(int(part))
+        cpus = parse_cpuset(text)
     except ValueError:
         raise UserError(f"bad CPU list {text!r}: expected e.g. 0,2-3") from None
     allowed = os.sched_getaffinity(0)
@@ -83,7 +88,13 @@ EXIT_INTERRUPTED = 130
 EXIT_ABANDONED = 3
 
 
-def publish(doc: dict, run_dir: Path, as_json: bool, json_doc: dict, print_human) -> None:
+def publish(
+    result: RunResult | CapacityResult,
+    run_dir: Path,
+    as_json: bool,
+    json_doc: dict[str, Any],
+    print_human: Callable[[Any, Path], None],
+) -> None:
     """Write the report, print the result (JSON or tables), and exit as the status says.
 
     An interrupted run exits 130 and an abandoned one (target gone) 3, each saying where
@@ -93,11 +104,107 @@ def publish(doc: dict, run_dir: Path, as_json: bool, json_doc: dict, print_human
     if as_json:
         print(json.dumps(json_doc | {"run_dir": str(run_dir), "report": str(report) if report else None}, indent=2))
     else:
-        print_human(doc, run_dir)
+        print_human(result, run_dir)
         if report:
             out_console.print(f"report: {report}")
-    if doc["status"] == "interrupted":
-        print(f"redline: {doc['command']} interrupted; what was measured is in {run_dir}", file=sys.stderr)
+    if result.status == "interrupted":
+        print(f"redline: {result.command} interrupted; what was measured is in {run_dir}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED)
-    if doc["status"] == "abandoned":
-        raise UserError(f"{doc['abandoned_because']}; what was measured is in {run_dir}", EXIT_ABANDONED)
+    if result.status == "abandoned":
+        raise UserError(f"{result.abandoned_because}; what was measured is in {run_dir}", EXIT_ABANDONED)
+
+
+def option_groups(body: Callable[..., R]) -> Callable[..., R]:
+    """Let a command take groups of options (frozen dataclasses) as parameters.
+
+    typer reads options only from a function's own parameters, so the command typer sees
+    has each group's fields in the group's place (the order `--help` lists them in), and
+    the body is called with each group built from them.
+    """
+    signature = inspect.signature(body, eval_str=True)
+    groups: dict[str, type] = {}
+    params: list[inspect.Parameter] = []
+    for param in signature.parameters.values():
+        group = param.annotation
+        if not (isinstance(group, type) and dataclasses.is_dataclass(group)):
+            params.append(param)
+            continue
+        groups[param.name] = group
+        hints = get_type_hints(group, include_extras=True)
+        params += [inspect.Parameter(f.name, param.kind, default=f.default, annotation=hints[f.name]) for f in dataclasses.fields(group)]
+    names = [p.name for p in params]
+    if clashes := sorted({n for n in names if names.count(n) > 1}):
+        raise TypeError(f"{body.__name__}: an option group's field shadows another parameter: {', '.join(clashes)}")
+
+    @functools.wraps(body)
+    def command(**kwargs: Any) -> R:
+        built = {name: group(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)}) for name, group in groups.items()}
+        return body(**kwargs, **built)
+
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+    return command
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What one plain HTTP request is (without --scenario)."""
+
+    method: Annotated[str, typer.Option("--method", "-X")] = "GET"
+    header: Annotated[Optional[list[str]], typer.Option("--header", "-H", help="'Name: value'; repeatable.")] = None
+    body: Annotated[Optional[str], typer.Option("--body")] = None
+    body_file: Annotated[Optional[Path], typer.Option("--body-file")] = None
+
+    def template(self) -> RequestTemplate:
+        """The request for path "/" (the URL's path is put in once the URL is known)."""
+        return build_template(self.method, "/", self.header, read_body(self.body, self.body_file))
+
+
+class GeneratorSettings(TypedDict):
+    workers: int | None
+    cpus: tuple[int, ...] | None
+    connection_cap: int
+    connect_timeout_s: float
+    read_timeout_s: float
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """The load generator's processes, CPUs and connections."""
+
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Generator processes (default: one per generator CPU).")] = None
+    cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPUs for the generator, e.g. 0 or 0,2-3.")] = None
+    connections: Annotated[int, typer.Option("--connections", help="Connection cap over all workers.")] = 1000
+    timeout: Annotated[float, typer.Option("--timeout", help="Read timeout per request, seconds.")] = 10.0
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout")] = 5.0
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False
+    ca_file: Annotated[Optional[str], typer.Option("--ca-file")] = None
+
+    def generator_cpus(self) -> tuple[int, ...] | None:
+        """--cpus as CPU numbers (None: any), once --workers is known to be sensible."""
+        if self.workers is not None and self.workers < 1:
+            raise UserError("--workers must be at least 1")
+        return parse_cpus(self.cpus)
+
+    def target(self, url: str) -> Target:
+        return Target.from_url(url, tls_verify=not self.insecure, ca_file=self.ca_file)
+
+    def settings(self, cpus: tuple[int, ...] | None) -> GeneratorSettings:
+        """The fields of a LoadPlan or CapacityRequest these options set; `cpus` as split
+        with an embedded target, which may take one of them."""
+        return GeneratorSettings(
+            workers=self.workers,
+            cpus=cpus,
+            connection_cap=self.connections,
+            connect_timeout_s=self.connect_timeout,
+            read_timeout_s=self.timeout,
+        )
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where the run folder goes and how the result is printed."""
+
+    results: Annotated[Path, typer.Option("--results", help="Where run folders go.")] = Path("results")
+    name: Annotated[Optional[str], typer.Option("--name", help="Run folder name (after the UTC time).")] = None
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False

@@ -19,35 +19,15 @@ def report_command(
 ) -> None:
     """Write report.html (self-contained, no network needed) and png/*.png into a run folder."""
     # Imported here: plotly and matplotlib would slow every other command's start.
-    from redline.report import write_reports
-    from redline.report.load import read_run
+    from redline.report import write_any_report
 
-    kind = _command(run_dir)
-    if kind in ("storm", "scale"):
-        from redline.report.scale import write_scale_report
-        from redline.report.storm import write_storm_report
-
-        page = (write_storm_report if kind == "storm" else write_scale_report)(run_dir)
-        for p in (page, *sorted((run_dir / "png").glob("*.png"))):
-            out_console.print(str(p))
-        return
-    paths = write_reports(run_dir)
-    # Read again for the notes only: write_reports returns paths, the page holds the notes.
-    for note in read_run(run_dir).missing:
+    paths, notes = write_any_report(run_dir)
+    for note in notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     for p in paths:
         out_console.print(str(p))
     if open_png:
         _open([p for p in paths if p.suffix == ".png"])
-
-
-def _command(run_dir: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads((run_dir / "run.json").read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _open(pngs: list[Path]) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from redline.cli.app import app
 from redline.cli.options import err_console, out_console
 from redline.errors import UserError
+from redline.model.storm import ScaleResult
 
 MAX_SIZE = 100
 
@@ -39,11 +40,11 @@ def scale_command(
     as_json: bool = typer.Option(False, "--json", help="Print the points and fits as JSON."),
 ) -> None:
     """Run a storm at each size, time each to its last SSH login, fit USL (σ, κ) and Amdahl with bootstrap intervals."""
-    from redline.cli.storm import _driver, lab_memory
     from redline.jobs.scale import run_scale_job
     from redline.report.scale import write_scale_report
     from redline.report.storm import write_storm_report
     from redline.storm.model import StormPlan
+    from redline.targets.storm_drivers import driver_factory, lab_memory, lab_target
 
     sizes = parse_counts(counts)
     if not 1 <= repeat <= 10:
@@ -57,17 +58,12 @@ def scale_command(
     if driver != "libvirt":
         # openstack storms need an image, a flavor and a cloud (see `redline storm`); not wired here yet.
         raise UserError(f"redline scale supports --driver libvirt only (got {driver!r})")
-    from redline.lab.hypervisor import require_state
-
-    target = require_state(state_dir).describe()
+    target = lab_target(state_dir)
     mem = memory or lab_memory(driver, state_dir)
 
     def plan_for(n: int) -> StormPlan:
         return StormPlan(n, min(concurrency or n, n), instance_timeout_s=instance_timeout,
                          total_timeout_s=instance_timeout + 120 + 2 * n, memory_mib=mem)  # fmt: skip
-
-    def make_driver(run_id: str, plan: StormPlan):
-        return _driver(driver, run_id, plan, state_dir)
 
     def started(n: int, rnd: int, run_id: str) -> None:
         err_console.print(f"storm of {n}{f' (round {rnd + 1}/{repeat})' if repeat > 1 else ''}, run {run_id}…")
@@ -80,31 +76,31 @@ def scale_command(
         if point is not None:
             err_console.print(f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last SSH login {point.t_s:.2f} s")
 
-    out = run_scale_job(make_driver, sizes, plan_for, target, results, repeat, on_storm_start=started, on_storm_done=done)
+    out = run_scale_job(driver_factory(driver, state_dir), sizes, plan_for, target, results, repeat, on_storm_start=started, on_storm_done=done)
     report = write_scale_report(out.folder.path)
     doc = out.document
     if as_json:
-        print(json.dumps({"run_dir": str(out.folder.path), "report": str(report),
-                          **{k: doc[k] for k in ("points", "usl", "amdahl", "sentences")}}, indent=2))  # fmt: skip
+        fields = {k: v for k, v in doc.to_json().items() if k in ("points", "usl", "amdahl", "sentences")}
+        print(json.dumps({"run_dir": str(out.folder.path), "report": str(report), **fields}, indent=2))
         return
     print_scale(doc)
     out_console.print(f"run folder: {out.folder.path}")
     out_console.print(f"report: {report}")
 
 
-def print_scale(doc: dict) -> None:
-    from redline.analysis.scalability import ScaleFit
-
-    points = doc["points"]
-    base = min(points, key=lambda p: p["n"])
+def print_scale(doc: ScaleResult) -> None:
+    points = doc.points
+    base = min(points, key=lambda p: p.n)
     t = Table(title="storms: first request → last SSH login")
     for c in ("instances", "round", "time, s", "instances/s", "relative capacity"):
         t.add_column(c, justify="right")
     for p in points:
-        rel = p["throughput_per_s"] / base["throughput_per_s"] * base["n"]
-        t.add_row(str(p["n"]), str(p["round"] + 1), f"{p['t_s']:.2f}", f"{p['throughput_per_s']:.3f}", f"{rel:.2f}")
+        rel = p.throughput / base.throughput * base.n
+        t.add_row(str(p.n), str(p.round + 1), f"{p.t_s:.2f}", f"{p.throughput:.3f}", f"{rel:.2f}")
     out_console.print(t)
-    u, a = ScaleFit.from_dict(doc["usl"]), ScaleFit.from_dict(doc["amdahl"])
+    u, a = doc.usl, doc.amdahl
+    if u is None or a is None:
+        return
     peak = f"; peak at N ≈ {u.peak_n:.1f} ({u.peak_x:.3f} instances/s)" if u.peak_n else "; no peak within the fit (κ = 0)"
     out_console.print(f"USL: σ (contention) = {u.sigma.text()}, κ (coherency) = {u.kappa.text(5) if u.kappa else '—'}, "
                       f"95% bootstrap, {u.dof} dof{peak}")  # fmt: skip
@@ -113,5 +109,5 @@ def print_scale(doc: dict) -> None:
         out_console.print("note: as many USL parameters as points: no interval; add sizes or --repeat")
     elif u.dof <= 2:
         out_console.print(f"note: {u.dof} degree(s) of freedom for the USL: wide intervals; more sizes or --repeat narrow them")
-    for line in doc["sentences"]:
+    for line in doc.sentences:
         out_console.print(line)

@@ -43,6 +43,7 @@ def storm_command(
         return
     from redline.jobs.storm import new_run_id, run_storm_job
     from redline.storm.model import StormPlan
+    from redline.targets.storm_drivers import lab_memory, make_storm_driver
 
     if count < 1 or count > 500:
         raise UserError(f"--count must be 1..500 (got {count})")
@@ -55,7 +56,7 @@ def storm_command(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     run_id = new_run_id()
-    drv, specs, target = _driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
+    drv, specs, target = make_storm_driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
     err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
     bars = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=30), TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
                     TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
@@ -65,18 +66,12 @@ def storm_command(
         for m, _ in BARS:
             bars.update(tasks[m], completed=p.reached[m])
 
-    def keep_consoles(folder) -> None:
-        # Serial consoles go into the run folder (a few kB each): a guest that never answered
-        # can be diagnosed afterwards.
-        if hasattr(drv, "keep_logs") and drv.keep_logs is None:
-            drv.keep_logs = folder.path.resolve() / "console"
-
     with bars:
-        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress, on_folder=keep_consoles)
+        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress)
     _report(outcome)
     report = write_report_storm(outcome.folder.path)
     if as_json:
-        print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_dict()}, indent=2))
+        print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json()}, indent=2))
     else:
         _print_summary(outcome)
         out_console.print(f"run folder: {outcome.folder.path}")
@@ -101,30 +96,6 @@ def write_report_storm(run_dir: Path) -> Path | None:
     except Exception as exc:  # noqa: BLE001 - the measurements are already on disk
         err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
         return None
-
-
-def lab_memory(driver: str, state_dir: Optional[Path]) -> int:
-    """The guest memory the hypervisor lab was brought up with (112 MiB for other drivers)."""
-    if driver != "libvirt":
-        return 112
-    from redline.lab.hypervisor import require_state
-
-    return require_state(state_dir).knobs.memory_mib
-
-
-def _driver(name: str, run_id: str, plan, state_dir: Optional[Path], os_args: tuple = (None, None, None, None)):
-    if name == "libvirt":
-        from redline.lab.hypervisor import require_state
-        from redline.storm.libvirt_driver import LibvirtDriver
-
-        state = require_state(state_dir)
-        drv = LibvirtDriver(state, run_id, memory_mib=plan.memory_mib)
-        return drv, drv.specs(plan.count), state.describe()
-    if name == "openstack":
-        from redline.storm.openstack_driver import open_driver
-
-        return open_driver(run_id, plan, *os_args)
-    raise UserError(f"--driver must be libvirt or openstack, not {name!r}")
 
 
 def _fmt(v) -> str:
@@ -156,15 +127,11 @@ def cleanup_command(
     """Remove leftovers of a storm: its domains, tap devices, network namespace and dnsmasq."""
     import re
 
-    from redline.lab.hypervisor import default_state_dir, load_state
-    from redline.lab.libvirtd import URI
-    from redline.storm.libvirt_driver import cleanup_run
+    from redline.targets.storm_drivers import cleanup_storms
 
     if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
         raise UserError(f"a run id is 8 hex digits, not {run_id!r}")
-    sd = state_dir or default_state_dir()
-    state = load_state(sd)
-    done = cleanup_run(state.uri if state else URI, sd, run_id)
+    done = cleanup_storms(run_id, state_dir)
     for line in done:
         out_console.print(line)
     if not done:

@@ -52,7 +52,7 @@ def domain_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the XML here instead of stdout."),
 ) -> None:
     """Place a guest on one core / socket / NUMA node and write tuned libvirt domain XML."""
-    from redline.audit.parse import format_cpuset, parse_cpuset
+    from redline.tune.cpulist import format_cpuset, parse_cpuset
     from redline.tune import domain_xml as dx
     from redline.tune.placement import Request, ThreadPolicy, place
     from redline.tune.topology import load

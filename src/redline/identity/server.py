@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httptools
 
+from redline import procs
 from redline.identity.api import JSON, IdentityAPI, Response, ServiceSettings
 from redline.identity.store import Store
 from redline.identity.tokens import TokenCodec, load_or_create_keys
@@ -177,17 +179,21 @@ def serve(config: ServerConfig) -> int:
                 os._exit(code)
         children.append(pid)
     os.close(write_fd)
-    got = b""
-    deadline = time.monotonic() + 30
-    while len(got) < config.workers and time.monotonic() < deadline:
-        chunk = os.read(read_fd, 16)
-        if not chunk:
-            break
-        got += chunk
+    got = bytearray()
+
+    def all_ready_or_eof() -> bool:
+        if select.select([read_fd], [], [], 0.05)[0]:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                return True  # every worker has closed its end: no more is coming
+            got.extend(chunk)
+        return len(got) >= config.workers
+
+    procs.wait_until(all_ready_or_eof, 30, 0)  # the select is the pause between looks
     os.close(read_fd)
     probe.close()
     if len(got) < config.workers:
-        _stop_children(children)
+        procs.stop(*children, timeout_s=5)
         print("identity: workers did not start", file=sys.stderr)
         return 1
     print(f"reference identity service on http://{config.host}:{port}/ ({config.workers} workers)", flush=True)
@@ -204,25 +210,6 @@ def serve(config: ServerConfig) -> int:
             children.remove(pid)
             break
         time.sleep(0.2)
-    _stop_children(children)
+    procs.stop(*children, timeout_s=5)
     return code
 
-
-def _stop_children(children: list[int]) -> None:
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    for pid in children:
-        while True:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)

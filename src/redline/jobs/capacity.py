@@ -7,12 +7,14 @@ it, and the run folder is rewritten after every probe so that nothing measured i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +27,12 @@ from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_lo
 from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
 from redline.load.settle import Settled, settle
+from redline.model.capacity import CapacityResult, ProbeResult
+from redline.model.summary import RunSummary
 from redline.monitor import Monitor, PidList, ProcessSelector
-from redline.report.run_folder import RunFolder
+from redline.store import RunFolder
+from redline.store.layout import MONITOR, PROBES_DIR, probe_dir
 
-MONITOR = "monitor.npz"
 SETTLE_MAX_S = 60.0
 
 
@@ -59,16 +63,16 @@ class ProbeReport:
     index: int
     step: Step
     verdict: Verdict
-    summary: dict
+    summary: RunSummary
     stopped_early: str | None
-    warmup_summary: dict | None = None  # set when the probe stopped before its window
+    warmup_summary: RunSummary | None = None  # set when the probe stopped before its window
 
 
 @dataclass(frozen=True)
 class CapacityOutcome:
     folder: RunFolder
     outcome: SearchOutcome | None  # None when interrupted or abandoned before the end
-    document: dict
+    result: CapacityResult
     status: str  # complete, interrupted, abandoned
 
 
@@ -86,85 +90,90 @@ class CapacityHooks:
 
 def run_capacity(
     req: CapacityRequest,
-    target_desc: dict,
+    target_desc: dict[str, Any],
     results_dir: Path,
     name: str,
     hooks: CapacityHooks | None = None,
     stop: threading.Event | None = None,
     on_folder: Callable[[RunFolder], None] | None = None,
 ) -> CapacityOutcome:
+    """Search for N. Setting `stop` ends the search as an interrupted one after (or, at the
+    engine's next check, inside) the current probe; what was measured is kept."""
     hooks = hooks or CapacityHooks()
     folder = RunFolder.create(results_dir, name)
     if on_folder is not None:
         on_folder(folder)
     proto = req.protocol
-    doc = folder.header("capacity", target_desc, _plan(req))
-    doc.update(protocol=proto.describe(), criterion=proto.criterion.name, probes=[], findings=[])
-    folder.write_json(doc)
+    doc = CapacityResult(
+        **RunFolder.header(target_desc, _plan(req)),
+        protocol=proto.describe(),
+        criterion=proto.criterion.name,
+        files={"monitor": MONITOR, "probes": f"{PROBES_DIR}/<index>-<rate>/samples.npz"},
+    )
+    folder.write(doc)
     began = time.monotonic()
     history: list[ProbeRecord] = []
+    probes: list[ProbeResult] = []
     monitor = Monitor(interval_s=req.monitor_interval_s)
     if req.target_processes is not None:
         monitor.add_group("target", req.target_processes)
-    status, outcome = "complete", None
+    status, outcome, abandoned = "complete", None, None
     monitor.start()
     try:
         while True:
+            if stop is not None and stop.is_set():
+                status = "interrupted"
+                break
             step = next_step(proto.search, history)
             if isinstance(step, SearchOutcome):
                 outcome = step
                 break
             index = len(history)
             warmup, window = proto.trial(step.full)
-            settled = _settle_after_overload(req, history, doc["probes"])
+            settled = _settle_after_overload(req, history, probes)
             if settled is not None:
                 hooks.settled(settled)
             hooks.probe_started(index, step, warmup, window)
-            result, started, ended = _probe(req, step, warmup, window, monitor, hooks)
+            result, started, ended = _probe(req, step, warmup, window, monitor, hooks, stop)
             verdict = _verdict(req, step, window, result)
-            record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder)
-            record["settle_before"] = settled.to_dict() if settled is not None else None
-            doc["probes"].append(record)
-            doc["time_taken_s"] = round(time.monotonic() - began, 1)
+            record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder, settled)
+            probes.append(record)
+            doc = dataclasses.replace(doc, probes=tuple(probes), time_taken_s=round(time.monotonic() - began, 1))
             if result.interrupted:
                 status = "interrupted"
                 break
             if result.abandoned:
-                status = "abandoned"
-                doc["abandoned_because"] = result.abandoned
+                status, abandoned = "abandoned", result.abandoned
                 break
-            achieved = record["summary"]["achieved_rps"] if record["summary"]["window_s"] > 0 else None
+            achieved = record.summary.achieved_rps if record.summary.window_s > 0 else None
             history.append(ProbeRecord(step.rate, step.phase, step.full, verdict.state, step.attempt, achieved))
-            folder.write_json(doc)
+            folder.write(doc)
             hooks.probe_finished(
-                ProbeReport(index, step, verdict, record["summary"], result.stopped_early, record["warmup_summary"])
+                ProbeReport(index, step, verdict, record.summary, result.stopped_early, record.warmup_summary)
             )
     finally:
         series = monitor.stop()
-        series.save(folder.path / MONITOR)
-        doc["findings"] = [f.to_dict() for f in single_threaded_bottlenecks(series)]
-        doc["monitor"] = series.to_summary()
-        doc["time_taken_s"] = round(time.monotonic() - began, 1)
-        doc["status"] = status
-        doc["outcome"] = (
-            {"state": outcome.state, "n": outcome.n, "reason": outcome.reason}
+        folder.write_monitor(series)
+        doc = dataclasses.replace(
+            doc,
+            findings=single_threaded_bottlenecks(series),
+            monitor=series.to_summary(),
+            time_taken_s=round(time.monotonic() - began, 1),
+            status=status,
+            abandoned_because=abandoned,
+            outcome=outcome
             if outcome is not None
-            else {"state": status, "n": _best_known(history), "reason": f"the search was {status}"}
+            else SearchOutcome(status, _best_known(history), f"the search was {status}"),  # type: ignore[arg-type]
         )
-        doc["files"] = {"monitor": MONITOR, "probes": "probes/<index>-<rate>/samples.npz"}
-        folder.write_json(doc)
+        folder.write(doc)
     return CapacityOutcome(folder, outcome, doc, status)
 
 
-def _settle_after_overload(req: CapacityRequest, history: list[ProbeRecord], probes: list[dict]) -> Settled | None:
+def _settle_after_overload(req: CapacityRequest, history: list[ProbeRecord], probes: list[ProbeResult]) -> Settled | None:
     """After a probe that was not stable, wait until the target has drained its backlog."""
     if not history or history[-1].state == "stable":
         return None
-    stable_p50 = [
-        p["summary"]["latency_ms"]["p50"]
-        for p in probes
-        if p["verdict"]["state"] == "stable" and p["summary"]["latency_ms"]
-    ]
+    stable_p50 = [p.summary.latency_ms["p50"] for p in probes if p.state == "stable" and p.summary.latency_ms]
     payload = req.request.render(req.target)[0]
     return settle(req.target, payload, min(stable_p50) if stable_p50 else None, SETTLE_MAX_S)
 
@@ -173,7 +182,7 @@ def _best_known(history: list[ProbeRecord]) -> float | None:
     return max((p.rate for p in history if p.state == "stable"), default=None)
 
 
-def _plan(req: CapacityRequest) -> dict:
+def _plan(req: CapacityRequest) -> dict[str, Any]:
     return {
         "arrival": req.arrival,
         "workers": req.workers,
@@ -189,7 +198,15 @@ def _plan(req: CapacityRequest) -> dict:
     }
 
 
-def _probe(req: CapacityRequest, step: Step, warmup: float, window: float, monitor: Monitor, hooks: CapacityHooks):
+def _probe(
+    req: CapacityRequest,
+    step: Step,
+    warmup: float,
+    window: float,
+    monitor: Monitor,
+    hooks: CapacityHooks,
+    stop: threading.Event | None,
+) -> tuple[LoadResult, int, int]:
     base_workers = req.workers or (len(req.cpus) if req.cpus else len(os.sched_getaffinity(0)))
     plan = LoadPlan(
         target=req.target,
@@ -213,7 +230,7 @@ def _probe(req: CapacityRequest, step: Step, warmup: float, window: float, monit
         monitor.add_group("generator", PidList((os.getpid(), *pids)))
 
     started = time.monotonic_ns()
-    result = run_load(plan, on_progress=hooks.progress, stop_check=stop_check, on_start=on_start)
+    result = run_load(plan, on_progress=hooks.progress, stop=stop, stop_check=stop_check, on_start=on_start)
     return result, started, time.monotonic_ns()
 
 
@@ -228,34 +245,43 @@ def _verdict(req: CapacityRequest, step: Step, window: float, result: LoadResult
     return verdict
 
 
-def _record(index, step: Step, warmup, window, result: LoadResult, verdict: Verdict, started, ended, monitor, folder):
-    rel = f"probes/{index:02d}-{step.rate:g}"
-    pdir = folder.path / rel
-    pdir.mkdir(parents=True, exist_ok=True)
-    result.samples.save(pdir / "samples.npz")
-    with open(pdir / "timeline.npz", "wb") as fh:
-        np.savez(fh, **{f"w{i}_{k}": v for i, tl in enumerate(result.timelines) for k, v in tl.items()})
+def _record(
+    index: int,
+    step: Step,
+    warmup: float,
+    window: float,
+    result: LoadResult,
+    verdict: Verdict,
+    started: int,
+    ended: int,
+    monitor: Monitor,
+    folder: RunFolder,
+    settled: Settled | None,
+) -> ProbeResult:
+    rel = probe_dir(index, step.rate)
+    folder.write_samples(result.samples, rel)
+    folder.write_timelines(result.timelines, rel)
     cut = monitor.series().between(started, ended)
     groups = {k: float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None for k, v in cut.groups.items()}
-    return {
-        "index": index,
-        "rate": step.rate,
-        "phase": step.phase,
-        "full": step.full,
-        "attempt": step.attempt,
-        "workers": len(result.health.workers),
-        "warmup_s": warmup,
-        "window_s": window,
-        "started_ns": started,
-        "ended_ns": ended,
-        "interrupted": result.interrupted,
-        "stopped_early": result.stopped_early,
-        "verdict": verdict.to_dict(),
-        "summary": summarize(result.samples, result.window_s(window), step.rate),
-        "warmup_summary": warmup_summary(result.samples, result.stopped_at_ns, step.rate),
-        "health": result.health.to_dict(),
-        "target_cpu_pct": groups.get("target"),
-        "generator_cpu_pct": groups.get("generator"),
-        "dir": rel,
-    }
-
+    return ProbeResult(
+        index=index,
+        rate=step.rate,
+        phase=step.phase,
+        full=step.full,
+        attempt=step.attempt,
+        workers=len(result.health.workers),
+        warmup_s=warmup,
+        window_s=window,
+        started_ns=started,
+        ended_ns=ended,
+        interrupted=result.interrupted,
+        stopped_early=result.stopped_early,
+        verdict=verdict,
+        summary=summarize(result.samples, result.window_s(window), step.rate),
+        warmup_summary=warmup_summary(result.samples, result.stopped_at_ns, step.rate),
+        health=result.health,
+        target_cpu_pct=groups.get("target"),
+        generator_cpu_pct=groups.get("generator"),
+        dir=rel,
+        settle_before=settled.to_dict() if settled is not None else None,
+    )

@@ -2,34 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from redline.analysis.run_summary import summarize
 from redline.load.engine import LoadPlan, LoadResult, Progress, run_load
-from redline.report.run_folder import RunFolder
-
-TIMELINE = "timeline.npz"
+from redline.model.run import RunResult
+from redline.model.summary import RunSummary
+from redline.store import RunFolder
+from redline.store.layout import SAMPLES, TIMELINE
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     folder: RunFolder
-    result: LoadResult
-    document: dict
+    load: LoadResult
+    result: RunResult
 
     @property
-    def summary(self) -> dict:
-        return self.document["summary"]
+    def summary(self) -> RunSummary:
+        assert self.result.summary is not None  # set once the run has ended
+        return self.result.summary
 
 
 def run_fixed_rate(
     plan: LoadPlan,
-    target: dict,
+    target: dict[str, Any],
     results_dir: Path,
     name: str,
     on_progress: Callable[[Progress], None] | None = None,
@@ -40,34 +42,24 @@ def run_fixed_rate(
     folder = RunFolder.create(results_dir, name)
     if on_folder is not None:
         on_folder(folder)
-    doc = folder.header("run", target, plan.describe())
-    folder.write_json(doc)
+    doc = RunResult(**RunFolder.header(target, plan.describe()))
+    folder.write(doc)
     try:
         result = run_load(plan, on_progress=on_progress, stop=stop)
     except BaseException as exc:
-        doc["status"] = "failed"
-        doc["error"] = str(exc) or type(exc).__name__
-        folder.write_json(doc)
+        folder.write(dataclasses.replace(doc, status="failed", error=str(exc) or type(exc).__name__))
         raise
-    folder.save_samples(result.samples)
-    save_timelines(folder, result)
+    folder.write_samples(result.samples)
+    folder.write_timelines(result.timelines)
     window = result.window_s(plan.schedule.duration_s - plan.warmup_s)
-    doc["summary"] = summarize(result.samples, window, plan.schedule.rate)
-    doc["health"] = result.health.to_dict()
-    doc["wall_s"] = round(result.wall_s, 3)
-    doc["status"] = "interrupted" if result.interrupted else "abandoned" if result.abandoned else "complete"
-    if result.abandoned:
-        doc["abandoned_because"] = result.abandoned
-    doc["files"] = {"samples": "samples.npz", "timeline": TIMELINE}
-    folder.write_json(doc)
+    doc = dataclasses.replace(
+        doc,
+        summary=summarize(result.samples, window, plan.schedule.rate),
+        health=result.health,
+        wall_s=round(result.wall_s, 3),
+        status="interrupted" if result.interrupted else "abandoned" if result.abandoned else "complete",
+        abandoned_because=result.abandoned or None,
+        files={"samples": SAMPLES, "timeline": TIMELINE},
+    )
+    folder.write(doc)
     return RunOutcome(folder, result, doc)
-
-
-def save_timelines(folder: RunFolder, result: LoadResult) -> None:
-    """Each worker's timeline (in flight, backlog, open connections, CPU) in one .npz."""
-    arrays = {}
-    for i, tl in enumerate(result.timelines):
-        for k, v in tl.items():
-            arrays[f"w{i}_{k}"] = v
-    with open(folder.path / TIMELINE, "wb") as fh:
-        np.savez(fh, **arrays)

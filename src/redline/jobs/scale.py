@@ -9,35 +9,23 @@ an interrupted or failed scale run keeps the points it measured.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redline.analysis.scalability import ScaleFit, fit, sentences
 from redline.errors import UserError
 from redline.jobs.storm import StormOutcome, new_run_id, run_storm_job
-from redline.report.run_folder import RunFolder
+from redline.model.storm import ScalePoint, ScaleResult
+from redline.store import RunFolder
 from redline.storm.analysis import span_to_ssh_s
 from redline.storm.driver import StormDriver
 from redline.storm.model import InstanceSpec, StormPlan
 
 # (run id, plan) -> (driver, its instance specs, the target's description)
 DriverFactory = Callable[[str, StormPlan], tuple[StormDriver, list[InstanceSpec], dict]]
-
-
-@dataclass(frozen=True)
-class ScalePoint:
-    n: int
-    round: int
-    t_s: float  # first request → last SSH login
-    run_dir: str  # the storm's folder, relative to the scale folder
-
-    @property
-    def throughput(self) -> float:
-        return self.n / self.t_s
-
-    def to_dict(self) -> dict:
-        return {"n": self.n, "round": self.round, "t_s": self.t_s, "throughput_per_s": self.throughput, "run_dir": self.run_dir}
 
 
 @dataclass
@@ -47,14 +35,14 @@ class ScaleOutcome:
     usl: ScaleFit | None = None
     amdahl: ScaleFit | None = None
     sentences: list[str] = field(default_factory=list)
-    document: dict = field(default_factory=dict)
+    document: ScaleResult = field(default_factory=ScaleResult)
 
 
 def run_scale_job(
     make_driver: DriverFactory,
     sizes: list[int],
     plan_for: Callable[[int], StormPlan],
-    target: dict,
+    target: dict[str, Any],
     results_dir: Path,
     repeat: int = 1,
     on_storm_start: Callable[[int, int, str], None] | None = None,
@@ -62,9 +50,10 @@ def run_scale_job(
     boot: int = 400,
 ) -> ScaleOutcome:
     folder = RunFolder.create(results_dir, f"scale-{'-'.join(map(str, sizes))}")
-    doc = folder.header("scale", target, {"counts": sizes, "repeat": repeat, "storm": plan_for(sizes[0]).to_dict()})
-    doc["points"] = []
-    folder.write_json(doc)
+    doc = ScaleResult(
+        **RunFolder.header(target, {"counts": sizes, "repeat": repeat, "storm": plan_for(sizes[0]).to_dict()})
+    )
+    folder.write(doc)
     out = ScaleOutcome(folder, document=doc)
     try:
         for rnd in range(repeat):
@@ -74,7 +63,7 @@ def run_scale_job(
                 drv, specs, _ = make_driver(run_id, plan)
                 if on_storm_start is not None:
                     on_storm_start(n, rnd, run_id)
-                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path, on_folder=lambda f, d=drv: _keep_consoles(d, f))
+                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path)
                 if storm.result.interrupted:
                     raise KeyboardInterrupt
                 t = span_to_ssh_s(storm.result.marks_s)
@@ -86,24 +75,19 @@ def run_scale_job(
                     raise UserError(f"the storm of {n} did not complete ({s.reached['ssh']}/{n} reached SSH), "
                                     f"so it has no time to fit: see {storm.folder.path}")  # fmt: skip
                 out.points.append(point)
-                doc["points"] = [p.to_dict() for p in out.points]
-                folder.write_json(doc)
+                doc = out.document = dataclasses.replace(doc, points=tuple(out.points))
+                folder.write(doc)
     except BaseException as exc:
-        doc["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        doc["error"] = str(exc) or type(exc).__name__
-        folder.write_json(doc)
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        doc = out.document = dataclasses.replace(doc, status=status, error=str(exc) or type(exc).__name__)
+        folder.write(doc)
         raise
     ns = [p.n for p in out.points]
     xs = [p.throughput for p in out.points]
     out.usl, out.amdahl = fit(ns, xs, "usl", boot=boot), fit(ns, xs, "amdahl", boot=boot)
     out.sentences = sentences(ns, [p.t_s for p in out.points])
-    doc.update(status="complete", usl=out.usl.to_dict(), amdahl=out.amdahl.to_dict(), sentences=out.sentences)
-    folder.write_json(doc)
+    out.document = dataclasses.replace(
+        doc, status="complete", usl=out.usl, amdahl=out.amdahl, sentences=tuple(out.sentences)
+    )
+    folder.write(out.document)
     return out
-
-
-def _keep_consoles(driver: StormDriver, folder: RunFolder) -> None:
-    # Serial consoles into each storm's folder, as `redline storm` does: a guest that never
-    # answered can be diagnosed afterwards (a few kB each).
-    if hasattr(driver, "keep_logs") and driver.keep_logs is None:
-        driver.keep_logs = folder.path.resolve() / "console"

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from redline.model.storm import InstanceRecord, StormRunResult, StormSummary
 from redline.monitor import Monitor, NamePattern
-from redline.report.run_folder import RunFolder
-from redline.storm.analysis import StormSummary, summarise
+from redline.store import RunFolder
+from redline.store.layout import MONITOR, PHASES
+from redline.storm.analysis import summarise
 from redline.storm.driver import StormDriver
-from redline.storm.model import InstanceSpec, StormPlan, StormResult
+from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
 from redline.storm.runner import StormProgress, run_storm
-
-PHASES_FILE = "phases.npz"
-MONITOR = "monitor.npz"
 
 
 @dataclass(frozen=True)
 class StormOutcome:
     folder: RunFolder
-    result: StormResult
+    result: StormResult  # the per-instance marks
     summary: StormSummary
-    document: dict
+    document: StormRunResult
 
 
 def new_run_id() -> str:
@@ -36,16 +38,20 @@ def run_storm_job(
     specs: list[InstanceSpec],
     plan: StormPlan,
     run_id: str,
-    target: dict,
+    target: dict[str, Any],
     results_dir: Path,
     on_progress: Callable[[StormProgress], None] | None = None,
     on_folder: Callable[[RunFolder], None] | None = None,
 ) -> StormOutcome:
     folder = RunFolder.create(results_dir, f"storm-{driver.name}-{plan.count}")
+    if getattr(driver, "keep_logs", False) is None:
+        # Serial consoles into the run folder (a few kB each): a guest that never answered
+        # can be diagnosed afterwards.
+        driver.keep_logs = folder.console_dir  # type: ignore[attr-defined]
     if on_folder is not None:
         on_folder(folder)
-    doc = folder.header("storm", target, {**plan.to_dict(), "run_id": run_id, "driver": driver.name})
-    folder.write_json(doc)
+    doc = StormRunResult(**RunFolder.header(target, {**plan.to_dict(), "run_id": run_id, "driver": driver.name}))
+    folder.write(doc)
     monitor = Monitor(interval_s=1.0, groups={
         "libvirtd": NamePattern(r"^libvirtd$|/libvirtd\b"),
         "qemu": NamePattern(r"^qemu-system"),
@@ -57,25 +63,35 @@ def run_storm_job(
         result = run_storm(driver, specs, plan, run_id, on_progress=on_progress, start_ns=start_ns)
     except BaseException as exc:
         monitor.stop()
-        doc["status"] = "failed"
-        doc["error"] = str(exc) or type(exc).__name__
-        folder.write_json(doc)
+        folder.write(dataclasses.replace(doc, status="failed", error=str(exc) or type(exc).__name__))
         raise
     series = monitor.stop()
-    series.save(folder.path / MONITOR)
-    result.save(folder.path / PHASES_FILE)
+    folder.write_monitor(series)
+    folder.write_storm_marks(result)
     summary = summarise(result)
-    doc["status"] = "interrupted" if result.interrupted else "complete" if summary.failed == 0 else "incomplete"
-    doc["run_id"] = run_id
-    doc["summary"] = summary.to_dict()
-    doc["instances"] = [
-        {"name": n, "error": e or None, "ssh_output": o or None,
-         **{m: (None if v != v else round(float(v), 3)) for m, v in zip(("requested", "running", "ping", "ssh", "delete_requested", "gone"), row)}}
-        for n, e, o, row in zip(result.names, result.errors, result.ssh_output or [""] * len(result.names), result.marks_s)
-    ]  # fmt: skip
-    doc["notes"] = list(result.notes)
-    doc["skipped_phases"] = list(result.skipped)
-    doc["monitor"] = series.to_summary()
-    doc["files"] = {"phases": PHASES_FILE, "monitor": MONITOR}
-    folder.write_json(doc)
+    doc = dataclasses.replace(
+        doc,
+        status="interrupted" if result.interrupted else "complete" if summary.failed == 0 else "incomplete",
+        run_id=run_id,
+        summary=summary,
+        instances=_instances(result),
+        notes=tuple(result.notes),
+        skipped_phases=tuple(result.skipped),
+        monitor=series.to_summary(),
+        files={"phases": PHASES, "monitor": MONITOR},
+    )
+    folder.write(doc)
     return StormOutcome(folder, result, summary, doc)
+
+
+def _instances(result: StormResult) -> tuple[InstanceRecord, ...]:
+    outputs = result.ssh_output or ("",) * len(result.names)
+    return tuple(
+        InstanceRecord(
+            name=name,
+            error=error or None,
+            ssh_output=output or None,
+            **{m: None if math.isnan(v) else round(float(v), 3) for m, v in zip(MARKS, row)},
+        )
+        for name, error, output, row in zip(result.names, result.errors, outputs, result.marks_s)
+    )

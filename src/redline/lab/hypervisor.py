@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from redline import procs
 from redline.errors import UserError
 from redline.lab.image import GuestImage, build_image
 from redline.lab.knobs import LabKnobs
-from redline.lab.libvirtd import QEMU_CONF, URI, LibvirtDaemons, _alive
-from redline.lab.netns import PREFIX, GuestNetwork, list_namespaces
+from redline.lab.libvirtd import QEMU_CONF, URI, LibvirtDaemons
+from redline.lab.netns import GuestNetwork, list_namespaces
+from redline.storm.libvirt_driver import PREFIX, destroy_domains, network_name
 
 LAB_NETNS = PREFIX + "lab"
 STATE_FILE = "lab.json"
+NET_DIR = "net"  # under the state directory: the networks' dnsmasq pid files, leases and hosts
 
 
 def default_state_dir() -> Path:
@@ -34,7 +35,7 @@ def default_state_dir() -> Path:
 
 @dataclass(frozen=True)
 class LabState:
-    """What `up()` set up: read by `status`, `down` and the libvirt storm driver."""
+    """What `up()` set up: read by `status`, `down` and the composition of the libvirt storm driver."""
 
     state_dir: Path
     uri: str
@@ -99,16 +100,19 @@ def probe_kvm(image: GuestImage, timeout_s: float = 8.0) -> tuple[str, str]:
     cmd = [qemu, "-enable-kvm", "-m", "96", "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio", "-nic", "none",
            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", image.cmdline]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]
-    buf = b""
-    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    os.set_blocking(stdout.fileno(), False)
+    buf = bytearray()
+
+    def booted_or_exited() -> bool:
+        buf.extend(stdout.read() or b"")
+        return b"GUEST-BOOTED" in buf or proc.poll() is not None
+
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            chunk = proc.stdout.read() or b""  # type: ignore[union-attr]
-            buf += chunk
-            if b"GUEST-BOOTED" in buf:
-                return "kvm", "a KVM guest booted to userspace"
-            time.sleep(0.1)
+        procs.wait_until(booted_or_exited, timeout_s, 0.1)
+        if b"GUEST-BOOTED" in buf:
+            return "kvm", "a KVM guest booted to userspace"
         if proc.poll() is not None:
             return "qemu", f"KVM unusable (qemu exited {proc.returncode}): TCG"
         return "qemu", f"a KVM guest did not reach userspace within {timeout_s:g} s (nested virtualisation?): TCG"
@@ -138,7 +142,7 @@ def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto",
     state_dir.mkdir(parents=True, exist_ok=True)
     old = load_state(state_dir)
     # A recorded pid counts only while it is still that daemon (pids are reused after a reboot).
-    pids = {k: v for k, v in (old.started_pids if old else {}).items() if _is_daemon(v, k)}
+    pids = {k: v for k, v in (old.started_pids if old else {}).items() if procs.running_as(v, k)}
     daemons = LibvirtDaemons(state_dir / "libvirt", knobs=knobs, started_pids=dict(pids))
     owned = True
     if daemons.answering():
@@ -161,42 +165,39 @@ def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto",
             virt_type, note = probe_kvm(image)
     else:
         virt_type, note = knobs.virt, f"{knobs.virt} chosen with --virt"
-    GuestNetwork(LAB_NETNS, state_dir / "net").up()
+    GuestNetwork(LAB_NETNS, state_dir / NET_DIR).up()
     state = LabState(state_dir, URI, virt_type, note, image, LAB_NETNS, pids, knobs, owned)
     state.save()
     return state
 
 
-def _is_daemon(pid: int, name: str) -> bool:
-    try:
-        return _alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == name
-    except OSError:
-        return False
+def remove_storm_leftovers(state_dir: Path, run_id: str | None = None) -> list[str]:
+    """Destroy a storm's domains and remove its network namespace (every storm's, when
+    `run_id` is None); return what was removed. For storms that died without cleaning up."""
+    state = load_state(state_dir)
+    done = destroy_domains(state.uri if state else URI, run_id)
+    names = [network_name(run_id)] if run_id else [n for n in list_namespaces() if n.startswith(PREFIX) and n != LAB_NETNS]
+    for ns in names:
+        if GuestNetwork(ns, state_dir / NET_DIR).remove():
+            done.append(f"removed network namespace {ns} and its dnsmasq")
+    return done
 
 
 def down(state_dir: Path | None = None) -> list[str]:
     """Stop what `up()` started (and any storm leftovers); return what was done."""
     state_dir = state_dir or default_state_dir()
+    done = remove_storm_leftovers(state_dir)
     state = load_state(state_dir)
-    done: list[str] = []
-    from redline.storm.libvirt_driver import cleanup_all
-
-    done += cleanup_all(state.uri if state else URI, state_dir)
-    net = GuestNetwork(LAB_NETNS, state_dir / "net")
+    net = GuestNetwork(LAB_NETNS, state_dir / NET_DIR)
     if net.exists():
         net.down()
         done.append(f"removed network namespace {LAB_NETNS}")
     if state is not None:
         for name in ("libvirtd", "virtlogd"):
             pid = state.started_pids.get(name)
-            if pid is None or not _is_daemon(pid, name):
+            if pid is None or not procs.running_as(pid, name):
                 continue
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            procs.stop(pid, timeout_s=15)
             done.append(f"stopped {name} (pid {pid})")
         # The lab's knobs live in the system's qemu.conf: put back what was there before the lab.
         orig = state_dir / "libvirt" / "qemu.conf.orig"
@@ -221,7 +222,7 @@ def status(state_dir: Path | None = None) -> dict:
     if state is not None:
         out.update(virt_type=state.virt_type, kvm_note=state.kvm_note, kernel=state.image.kernel_version, knobs=state.knobs.to_dict(),
                    image=str(state.image.initrd), network=state.network,
-                   dnsmasq_pid=GuestNetwork(state.network, state_dir / "net").dnsmasq_pid())  # fmt: skip
+                   dnsmasq_pid=GuestNetwork(state.network, state_dir / NET_DIR).dnsmasq_pid())  # fmt: skip
     if out["libvirtd_answering"]:
         r = daemons.virsh("list", "--all", "--name")
         out["redline_domains"] = [n for n in r.stdout.split() if n.startswith(PREFIX)]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from redline.errors import UserError
 from redline.identity.server import DB_NAME, KEYS_DIR
 from redline.identity.store import bootstrap
-from redline.lab.state import ServiceState, default_state_root, running, spawn_detached, stop_group, wait_for_line
+from redline.lab.state import ServiceState, default_state_root, running, spawn_detached, wait_for_line
+from redline.procs import stop
 
 KIND = "identity"
 LOG = "identity.log"
@@ -73,25 +73,14 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
     proc = spawn_detached(args, log, config.cpus)
     line = wait_for_line(proc, log, BANNER, "the reference identity service", timeout=30)
     base = line.split(BANNER, 1)[1].split()[0].rstrip("/")
-    state = ServiceState(
-        kind=KIND,
-        pid=proc.pid,
-        url=f"{base}/v3",
-        admin_user="admin",
-        admin_project="admin",
-        bench_users=tuple(f"bench-{i}" for i in range(config.bench_users)),
-        bench_project="bench",
-        password_hash_rounds=config.hash_rounds,
-        started_at=time.time(),
-        config={
-            "server": "redline-identity",
-            "workers": config.workers,
-            "database": "sqlite",
-            "cache": "in-process",
-            "token_ttl_s": config.token_ttl_s,
-            "cpus": list(config.cpus) if config.cpus else None,
-        },
-    )
+    state = ServiceState.bootstrapped(KIND, proc.pid, f"{base}/v3", config.hash_rounds, config.bench_users, config={
+        "server": "redline-identity",
+        "workers": config.workers,
+        "database": "sqlite",
+        "cache": "in-process",
+        "token_ttl_s": config.token_ttl_s,
+        "cpus": list(config.cpus) if config.cpus else None,
+    })  # fmt: skip
     state.save(d)
     return state
 
@@ -101,5 +90,5 @@ def down(state_dir: Path) -> ServiceState | None:
     state = running(state_dir)
     if state is None:
         return None
-    stop_group(state.pid)
+    stop(state.pid, group=True)
     return state

@@ -13,14 +13,14 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from redline.errors import UserError
 from redline.lab import keystone_db, keystone_servers, keystone_venv
-from redline.lab.state import ServiceState, alive, default_state_root, running, spawn_detached, stop_group
+from redline.lab.state import ServiceState, default_state_root, running, spawn_detached
+from redline.procs import alive, stop, wait_until
 from redline.scenarios.keystone_client import KeystoneClient, password_auth_body
 
 KIND = "keystone"
@@ -113,21 +113,20 @@ def _manage(vdir: Path, conf: Path, args: list[str], env: dict, what: str) -> No
 
 def _wait_http(url: str, procs: list[tuple[subprocess.Popen, keystone_servers.Launch]], timeout: float = 90.0) -> None:
     client = KeystoneClient(url, timeout_s=5)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         for proc, launch in procs:
             if proc.poll() is not None:
                 log = launch.log
                 text = [l for l in log.read_text(errors="replace").splitlines() if l.strip()] if log.exists() else []
                 raise UserError(f"Keystone's {launch.name} exited at start: {text[-1] if text else proc.returncode} (log: {log})")
         try:
-            status, _, _ = client.request("GET", "")
-            if status == 200:
-                return
+            return client.request("GET", "")[0] == 200
         except UserError:
-            pass
-        time.sleep(0.3)
-    raise UserError(f"Keystone did not answer on {url} within {timeout:g} s (logs: {', '.join(str(l.log) for _, l in procs)})")
+            return False
+
+    if not wait_until(answers, timeout, 0.3):
+        raise UserError(f"Keystone did not answer on {url} within {timeout:g} s (logs: {', '.join(str(l.log) for _, l in procs)})")
 
 
 def _create_bench_users(url: str, password: str, n: int) -> None:
@@ -222,21 +221,11 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
     except BaseException:
         keystone_db.stop(d)
         for pid in reversed(started):
-            stop_group(pid)
+            stop(pid, group=True)
         raise
-    state = ServiceState(
-        kind=KIND,
-        pid=proc.pid,
-        url=url,
-        admin_user="admin",
-        admin_project="admin",
-        bench_users=tuple(f"bench-{i}" for i in range(c.bench_users)),
-        bench_project="bench",
-        password_hash_rounds=c.hash_rounds,
-        started_at=time.time(),
-        config={"keystone": _version(vdir), **c.describe(), **db.describe()},
-        extra_pids=tuple(extra),
-    )
+    state = ServiceState.bootstrapped(KIND, proc.pid, url, c.hash_rounds, c.bench_users,
+                                      config={"keystone": _version(vdir), **c.describe(), **db.describe()},
+                                      extra_pids=tuple(extra))  # fmt: skip
     state.save(d)
     return state
 
@@ -247,16 +236,16 @@ def _version(vdir: Path) -> str:
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listens() -> bool:
         if proc.poll() is not None:
             raise UserError(f"{what} exited at start ({proc.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise UserError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:g} s")
+            return False
+
+    wait_until(listens, timeout, what=f"{what} did not listen on 127.0.0.1:{port}")
 
 
 def _stop_extras(d: Path) -> None:
@@ -265,7 +254,7 @@ def _stop_extras(d: Path) -> None:
     if st is not None:
         for pid in st.extra_pids:
             if alive(pid):
-                stop_group(pid)
+                stop(pid, group=True)
 
 
 def down(state_dir: Path) -> ServiceState | None:
@@ -274,8 +263,8 @@ def down(state_dir: Path) -> ServiceState | None:
     if state is None or not (alive(state.pid) or any(alive(p) for p in state.extra_pids)):
         keystone_db.stop(state_dir)  # a tmpfs left mounted by a crash
         return None
-    stop_group(state.pid)
+    stop(state.pid, group=True)
     keystone_db.stop(state_dir)  # its own clean shutdown, before the helpers' SIGTERM
     for pid in state.extra_pids:
-        stop_group(pid)
+        stop(pid, group=True)
     return state

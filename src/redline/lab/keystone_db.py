@@ -27,14 +27,14 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from redline import procs
 from redline.errors import UserError
-from redline.lab.state import alive, spawn_detached
+from redline.lab.state import spawn_detached
 
 DATABASES = ("sqlite", "postgresql", "mariadb")
 DB_DIR = "db"
@@ -115,8 +115,11 @@ def stop(state_dir: Path) -> int | None:
     idempotent. Returns the pid it stopped."""
     rec = _load(state_dir)
     stopped = None
-    if rec is not None and rec.pid is not None and alive(rec.pid) and _works_in(rec.pid, state_dir / DB_DIR):
-        _stop_server(rec.pid, signal.SIGINT if rec.kind == "postgresql" else signal.SIGTERM)
+    if rec is not None and rec.pid is not None and procs.alive(rec.pid) and _works_in(rec.pid, state_dir / DB_DIR):
+        # The server's own clean shutdown (PostgreSQL: SIGINT = fast; MariaDB: SIGTERM), then
+        # SIGKILL for whatever is left of it and its children: PostgreSQL's backends each
+        # run in their own session, so stopping the postmaster's process group would miss them.
+        procs.stop(rec.pid, timeout_s=_STOP_TIMEOUT_S, sig=signal.SIGINT if rec.kind == "postgresql" else signal.SIGTERM, children=True)
         stopped = rec.pid
     mount = state_dir / DB_DIR
     if os.path.ismount(mount):
@@ -313,15 +316,17 @@ def _last_line(text: str) -> str:
 
 
 def _await_ready(proc: subprocess.Popen, log: Path, marker: str, what: str) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         text = log.read_text(errors="replace") if log.exists() else ""
         if marker in text:
-            return
+            return True
         if proc.poll() is not None:
             raise UserError(f"{what} exited at start: {_last_line(text) or f'exit {proc.returncode}'} (log: {log})")
-        time.sleep(0.05)
-    raise UserError(f"{what} did not become ready within {_READY_TIMEOUT_S:g} s: {_last_line(text)} (log: {log})")
+        return False
+
+    if not procs.wait_until(ready, _READY_TIMEOUT_S):
+        text = log.read_text(errors="replace") if log.exists() else ""
+        raise UserError(f"{what} did not become ready within {_READY_TIMEOUT_S:g} s: {_last_line(text)} (log: {log})")
 
 
 def _works_in(pid: int, path: Path) -> bool:
@@ -332,43 +337,6 @@ def _works_in(pid: int, path: Path) -> bool:
     except OSError:
         return False
     return cwd == str(path) or cwd.startswith(f"{path}/")
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid` (PostgreSQL's backends each run in their own session, so
-    stopping the postmaster's process group would miss them)."""
-    out = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry.name))
-    return out
-
-
-def _stop_server(pid: int, sig: signal.Signals) -> None:
-    """The server's own clean shutdown (PostgreSQL: SIGINT = fast; MariaDB: SIGTERM), then
-    SIGKILL for it and its children if it does not finish in time."""
-    kids = _children(pid)
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + _STOP_TIMEOUT_S
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for p in [pid, *kids, *_children(pid)]:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in [pid, *kids]) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _record(state_dir: Path, rec: _Record) -> None:

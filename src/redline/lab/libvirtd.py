@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from redline import procs
 from redline.errors import UserError
 from redline.lab.knobs import LabKnobs
 
@@ -140,7 +139,7 @@ class LibvirtDaemons:
         libvirtd reads libvirtd.conf and qemu.conf only when it starts. Running guests survive:
         libvirtd reconnects to their QEMU processes.
         """
-        _terminate(pid, 15)
+        procs.stop(pid, timeout_s=15)
         self.started_pids.pop("libvirtd", None)
         self.start(timeout)
 
@@ -157,28 +156,22 @@ class LibvirtDaemons:
             if r.returncode != 0:
                 self.stop()
                 raise UserError(f"{name} did not start: {(r.stderr or r.stdout).strip() or r.returncode}")
-            deadline = time.monotonic() + timeout
-            while not pidfile.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pidfile.exists():
+            if procs.wait_until(pidfile.exists, timeout):
                 self.started_pids[name] = int(pidfile.read_text().split()[0])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.answering():
-                return self
-            time.sleep(0.2)
+        if procs.wait_until(self.answering, timeout, 0.2):
+            return self
         self.stop()
         raise UserError(f"libvirtd started but {self.uri} did not answer within {timeout:.0f} s")
 
     def _virtlogd_running(self) -> bool:
         pid = self.started_pids.get("virtlogd")
-        return pid is not None and _alive(pid)
+        return pid is not None and procs.alive(pid)
 
     def stop(self, timeout: float = 15) -> None:
         for name in ("libvirtd", "virtlogd"):
             pid = self.started_pids.pop(name, None)
             if pid is not None:
-                _terminate(pid, timeout)
+                procs.stop(pid, timeout_s=timeout)
         if self._qemu_conf_created:
             QEMU_CONF.unlink(missing_ok=True)
         elif self._qemu_conf_backup is not None:
@@ -190,28 +183,3 @@ class LibvirtDaemons:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is gone for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -15,13 +15,12 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from redline import procs
 from redline.errors import UserError
 
-PREFIX = "redline-"
 BRIDGE = "rlbr0"
 SUBNET = "10.213"  # a /16 inside the namespace: gateway .0.1, guest i at 10.213.(i//200).(i%200+20)
 GATEWAY = f"{SUBNET}.0.1"
@@ -33,12 +32,6 @@ def guest_ip(index: int) -> str:
     if not 0 <= index < MAX_GUESTS:
         raise ValueError(f"guest index {index} out of range")
     return f"{SUBNET}.{index // 200}.{index % 200 + 20}"
-
-
-def guest_mac(run_id: str, index: int) -> str:
-    """A locally administered MAC unique within a run (52:54:00 is QEMU's prefix)."""
-    h = int(run_id[:4], 16) if all(c in "0123456789abcdef" for c in run_id[:4]) else 0
-    return f"52:54:{h >> 8:02x}:{h & 0xFF:02x}:{index >> 8:02x}:{index & 0xFF:02x}"
 
 
 def _ip(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
@@ -76,6 +69,10 @@ class GuestNetwork:
 
     def exists(self) -> bool:
         return self.name in list_namespaces()
+
+    def guest_address(self, index: int) -> str:
+        """The fixed address of guest `index` (given to it by DHCP once `up(hosts)` says so)."""
+        return guest_ip(index)
 
     def up(self, hosts: dict[str, str] | None = None) -> "GuestNetwork":
         """Create the namespace, bridge and DHCP server; `hosts` maps MAC → fixed address."""
@@ -121,10 +118,7 @@ class GuestNetwork:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
         if r.returncode != 0:
             raise UserError(f"dnsmasq did not start in {self.name}: {(r.stderr or r.stdout).strip()}")
-        deadline = time.monotonic() + 5
-        while self.dnsmasq_pid() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.dnsmasq_pid() is None:
+        if procs.wait_until(self.dnsmasq_pid, 5) is None:
             raise UserError(f"dnsmasq in {self.name} wrote no pid file")
 
     def dnsmasq_pid(self) -> int | None:
@@ -133,11 +127,7 @@ class GuestNetwork:
         except (OSError, ValueError, IndexError):
             pids = self._dnsmasq_by_cmdline()
             return pids[0] if pids else None
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                return pid if fh.read().strip() == "dnsmasq" else None
-        except OSError:
-            return None
+        return pid if procs.running_as(pid, "dnsmasq") else None
 
     def _dnsmasq_by_cmdline(self) -> list[int]:
         """dnsmasq processes serving this namespace, found by their pid-file argument.
@@ -172,15 +162,7 @@ class GuestNetwork:
         pid = self.dnsmasq_pid()
         if pid is not None:
             pids.add(pid)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while pids and time.monotonic() < deadline:
-            pids = {p for p in pids if os.path.exists(f"/proc/{p}") and _not_zombie(p)}
-            time.sleep(0.05)
+        procs.stop(*pids, timeout_s=5)
         for tap in self.taps():
             _ip("-n", self.name, "link", "del", tap)
         if self.exists():
@@ -188,17 +170,16 @@ class GuestNetwork:
         for p in (self.pidfile, self.leases, self.hostsfile):
             p.unlink(missing_ok=True)
 
+    def remove(self) -> bool:
+        """`down()` if anything of the network is left (the namespace or its dnsmasq); whether it was."""
+        if not self.exists() and self.dnsmasq_pid() is None:
+            return False
+        self.down()
+        return True
+
     def socket_in(self, family: int, type_: int, proto: int = 0) -> socket.socket:
         """A socket opened inside the namespace (usable from any thread afterwards)."""
         return socket_in_netns(self.name, family, type_, proto)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def socket_in_netns(name: str, family: int, type_: int, proto: int = 0) -> socket.socket:

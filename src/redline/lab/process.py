@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
+from redline import procs
 from redline.errors import UserError
 
 _URL = re.compile(r"(https?://[^\s/]+)/")
@@ -31,13 +30,9 @@ class LabProcess:
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
             # SIGTERM, not SIGINT: a child of a background job of a non-interactive shell
-            # inherits SIGINT ignored, and would only stop at the kill below.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            # inherits SIGINT ignored, and would only stop at the SIGKILL after `timeout`.
+            procs.stop(self.proc.pid, timeout_s=timeout)
+            self.proc.poll()  # collected already; Popen learns that it has ended
 
     def __enter__(self) -> "LabProcess":
         return self
@@ -77,17 +72,23 @@ def start_calibrated(
 
 
 def _await_banner(proc: subprocess.Popen, what: str, timeout: float = 20.0) -> LabProcess:
-    deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    while time.monotonic() < deadline:
+    stdout = proc.stdout
+
+    def banner() -> LabProcess | None:
         if proc.poll() is not None:
             err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
             raise UserError(f"{what} exited at start: {err[-1] if err else proc.returncode}")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        ready, _, _ = select.select([stdout], [], [], 0.2)
         if ready:
-            line = proc.stdout.readline()
+            line = stdout.readline()
             m = _URL.search(line)
             if m:
                 return LabProcess(proc, m.group(1), line.strip())
-    proc.kill()
-    raise UserError(f"{what} did not start within {timeout:g} s")
+        return None
+
+    started = procs.wait_until(banner, timeout, 0)  # the select is the pause between looks
+    if started is None:
+        proc.kill()
+        raise UserError(f"{what} did not start within {timeout:g} s")
+    return started

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from redline.errors import UserError
+from redline.procs import alive, stop, wait_until
 
 STATE_JSON = "state.json"
 
@@ -41,6 +41,15 @@ class ServiceState:
     config: dict = field(default_factory=dict)
     extra_pids: tuple[int, ...] = ()  # helpers started with it (memcached, a database)
 
+    @classmethod
+    def bootstrapped(cls, kind: str, pid: int, url: str, hash_rounds: int, bench_users: int, config: dict,
+                     extra_pids: tuple[int, ...] = ()) -> "ServiceState":  # fmt: skip
+        """A service started just now, bootstrapped the lab's way: admin in project admin,
+        users bench-0… in project bench."""
+        return cls(kind=kind, pid=pid, url=url, admin_user="admin", admin_project="admin",
+                   bench_users=tuple(f"bench-{i}" for i in range(bench_users)), bench_project="bench",
+                   password_hash_rounds=hash_rounds, started_at=time.time(), config=config, extra_pids=extra_pids)  # fmt: skip
+
     def save(self, state_dir: Path) -> None:
         tmp = state_dir / (STATE_JSON + ".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
@@ -66,59 +75,9 @@ class ServiceState:
         }
 
 
-def alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not running
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def running(state_dir: Path) -> ServiceState | None:
     state = ServiceState.load(state_dir)
     return state if state is not None and alive(state.pid) else None
-
-
-def stop_group(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the process (the leader of its own session), then SIGKILL its whole group."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    deadline = time.monotonic() + 5
-    while group_members(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes whose process group is `pgid`."""
-    out = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry.name))
-    return out
 
 
 def spawn_detached(args: list[str], log: Path, cpus: tuple[int, ...] | None = None, env: dict | None = None) -> subprocess.Popen:
@@ -138,8 +97,8 @@ def spawn_detached(args: list[str], log: Path, cpus: tuple[int, ...] | None = No
 
 def wait_for_line(proc: subprocess.Popen, log: Path, marker: str, what: str, timeout: float = 60.0) -> str:
     """The first log line holding `marker`; a clear error if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def marker_line() -> str | None:
         text = log.read_text(errors="replace") if log.exists() else ""
         for line in text.splitlines():
             if marker in line:
@@ -147,9 +106,13 @@ def wait_for_line(proc: subprocess.Popen, log: Path, marker: str, what: str, tim
         if proc.poll() is not None:
             last = [l for l in text.splitlines() if l.strip()]
             raise UserError(f"{what} exited at start: {last[-1] if last else proc.returncode} (log: {log})")
-        time.sleep(0.05)
-    stop_group(proc.pid)
-    raise UserError(f"{what} did not start within {timeout:g} s (log: {log})")
+        return None
+
+    line = wait_until(marker_line, timeout)
+    if line is None:
+        stop(proc.pid, group=True)
+        raise UserError(f"{what} did not start within {timeout:g} s (log: {log})")
+    return line
 
 
 def find_by_url(url: str) -> ServiceState | None:

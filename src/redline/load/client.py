@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from redline.load.samples import Outcome
+from redline.model.samples import RequestOutcome
 
 if TYPE_CHECKING:
     from redline.load.recorder import Recorder
 
-_OK = int(Outcome.OK)
-_HTTP = int(Outcome.HTTP)
-_RESET = int(Outcome.RESET)
-_PROTOCOL = int(Outcome.PROTOCOL)
-_TIMEOUT = int(Outcome.TIMEOUT)
-_CONNECT = int(Outcome.CONNECT)
+_OK = int(RequestOutcome.OK)
+_HTTP = int(RequestOutcome.HTTP)
+_RESET = int(RequestOutcome.RESET)
+_PROTOCOL = int(RequestOutcome.PROTOCOL)
+_TIMEOUT = int(RequestOutcome.TIMEOUT)
+_CONNECT = int(RequestOutcome.CONNECT)
 
 
 class Connection(asyncio.Protocol):

@@ -23,7 +23,7 @@ import numpy as np
 from redline.errors import TargetUnreachable, UserError
 from redline.load.health import GeneratorHealth, WorkerStats, assess
 from redline.load.request import RequestTemplate, Target
-from redline.load.samples import Outcome, Samples
+from redline.model.samples import RequestOutcome, Samples
 from redline.load.schedule import Schedule, split_round_robin
 from redline.load.worker import WorkerSpec, worker_main
 
@@ -281,7 +281,7 @@ class LiveView:
         idx = rows * self.n_workers + worker  # the schedule was dealt round robin
         self.done[idx] = done
         self.outcome[idx] = outcome
-        answered = outcome <= Outcome.HTTP
+        answered = outcome <= RequestOutcome.HTTP
         return done[answered] - self.intended[idx[answered]]
 
     def snapshot(self) -> Samples:
@@ -443,5 +443,5 @@ def _with_notes(health: GeneratorHealth, notes: list[str]) -> GeneratorHealth:
 
 
 def outcome_counts(samples: Samples) -> dict[str, int]:
-    counts = np.bincount(samples.outcome.astype(np.int64), minlength=len(Outcome))
-    return {o.name.lower(): int(counts[o]) for o in Outcome if counts[o]}
+    counts = np.bincount(samples.outcome.astype(np.int64), minlength=len(RequestOutcome))
+    return {o.name.lower(): int(counts[o]) for o in RequestOutcome if counts[o]}

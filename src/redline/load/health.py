@@ -7,85 +7,17 @@ figures beside them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from redline.load.samples import NOT_SET
+from redline.model.health import GeneratorHealth, WorkerStats
+from redline.model.samples import NOT_SET
 
 LATE_NS = 1_000_000  # "late": dispatched more than 1 ms after the intended time
 LATE_SHARE_LIMIT = 0.05  # more than 5 % late: the schedule was not kept
 CPU_SHARE_LIMIT = 0.90  # a worker above 90 % of one core had no headroom left
 LAG_P99_LIMIT_MS = 5.0
-
-
-@dataclass(frozen=True)
-class WorkerStats:
-    index: int
-    pid: int
-    cpus: tuple[int, ...]
-    cpu_s: float
-    wall_s: float
-    cap_hits: int
-    connects: int
-    connect_failures: int
-    retries: int
-    end_reason: str
-
-    @property
-    def cpu_share(self) -> float:
-        """Share of one core this worker used over its run."""
-        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class GeneratorHealth:
-    generator_bound: bool
-    reasons: tuple[str, ...]
-    lag_ms: dict[str, float]  # scheduler lag (dispatch − intended) percentiles
-    send_lag_ms: dict[str, float]  # sent − intended, includes waiting for a free connection
-    late_share: float
-    workers: tuple[WorkerStats, ...]
-    cap_hits: int
-    connection_cap: int
-    in_flight_max: int
-    backlog_max: int
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def cpu_s(self) -> float:
-        return sum(w.cpu_s for w in self.workers)
-
-    def to_dict(self) -> dict:
-        return {
-            "generator_bound": self.generator_bound,
-            "reasons": list(self.reasons),
-            "notes": list(self.notes),
-            "schedule_lag_ms": self.lag_ms,
-            "send_lag_ms": self.send_lag_ms,
-            "late_share": self.late_share,
-            "late_threshold_ms": LATE_NS / 1e6,
-            "cpu_s": self.cpu_s,
-            "workers": [
-                {
-                    "index": w.index,
-                    "pid": w.pid,
-                    "cpus": list(w.cpus),
-                    "cpu_s": round(w.cpu_s, 4),
-                    "cpu_share": round(w.cpu_share, 4),
-                    "cap_hits": w.cap_hits,
-                    "connects": w.connects,
-                    "connect_failures": w.connect_failures,
-                    "stale_keepalive_retries": w.retries,
-                    "end_reason": w.end_reason,
-                }
-                for w in self.workers
-            ],
-            "connection_cap": self.connection_cap,
-            "cap_hits": self.cap_hits,
-            "in_flight_max": self.in_flight_max,
-            "backlog_max": self.backlog_max,
-        }
 
 
 def percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
@@ -151,4 +83,5 @@ def assess(
         in_flight_max=in_flight_max,
         backlog_max=backlog_max,
         notes=tuple(notes),
+        late_threshold_ms=LATE_NS / 1e6,
     )

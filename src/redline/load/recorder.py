@@ -7,7 +7,7 @@ from time import monotonic_ns
 
 import numpy as np
 
-from redline.load.samples import NOT_SET
+from redline.model.samples import NOT_SET
 
 
 class Recorder:

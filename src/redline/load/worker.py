@@ -23,7 +23,7 @@ import numpy as np
 from redline.load.client import Pool
 from redline.load.recorder import Recorder
 from redline.load.request import Target
-from redline.load.samples import Outcome
+from redline.model.samples import RequestOutcome
 from redline.load.timer import PreciseTimer
 
 TICK_S = 0.1  # housekeeping: timeouts, timeline
@@ -187,14 +187,14 @@ class WorkerRun:
             if self.pool.backlog:
                 rows = list(self.pool.backlog)
                 self.pool.backlog.clear()
-                self.rec.mark_unsent(rows, int(Outcome.UNSENT_BACKLOG))
+                self.rec.mark_unsent(rows, int(RequestOutcome.UNSENT_BACKLOG))
         if self.rec.finished >= self.n:
             self._finish("completed")
             return
         if now >= self.end_ns + self.read_timeout_ns + 1_000_000_000:
             # Belt and braces: nothing should be open after the read timeout.
             self.pool.close_all()
-            self._close_open_rows(int(Outcome.TIMEOUT))
+            self._close_open_rows(int(RequestOutcome.TIMEOUT))
             self._finish("completed")
             return
         self.loop.call_later(TICK_S, self._housekeeping)
@@ -228,7 +228,7 @@ class WorkerRun:
         failures = self.pool.connect_failures - self.failures_at_last_ok
         if failures >= DEATH_MIN_FAILURES and now - self.last_ok_ns > DEATH_AFTER_NS:
             self.end_reason = f"target stopped accepting connections ({self.pool.last_connect_error})"
-            self._abandon(int(Outcome.UNSENT_ABORTED))
+            self._abandon(int(RequestOutcome.UNSENT_ABORTED))
 
     # -- ending --
 
@@ -244,7 +244,7 @@ class WorkerRun:
         if self.abandoned:
             return
         self.end_reason = f"interrupted: {reason}"
-        self._abandon(int(Outcome.UNSENT_INTERRUPTED))
+        self._abandon(int(RequestOutcome.UNSENT_INTERRUPTED))
 
     def _abandon(self, outcome: int) -> None:
         """Stop sending: unsent rows get `outcome`; in-flight ones get a short grace."""
@@ -276,7 +276,7 @@ class WorkerRun:
     def result(self) -> dict:
         cols = self.rec.columns()
         # Rows closed without a response keep NOT_SET in done_ns.
-        cols["outcome"] = np.where(cols["outcome"] < 0, int(Outcome.UNSENT_INTERRUPTED), cols["outcome"]).astype(np.int8)
+        cols["outcome"] = np.where(cols["outcome"] < 0, int(RequestOutcome.UNSENT_INTERRUPTED), cols["outcome"]).astype(np.int8)
         return {
             "columns": cols,
             "timeline": {k: np.frombuffer(v, dtype=np.int64).copy() for k, v in self.timeline.items()},

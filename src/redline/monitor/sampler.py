@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 
 from redline.monitor.selectors import ProcessSelector
-from redline.monitor.series import MonitorSeries, ProcessInfo
+from redline.model.series import MonitorSeries, ProcessInfo
 from redline.redact import redacted_command_line
 
 # Not disks whose busy time means anything for a service: loop devices, RAM disks,

@@ -15,14 +15,32 @@ if TYPE_CHECKING:
     from redline.report import charts as _charts
     from redline.report import html as _html
 
-# Nothing heavy is imported at module level: `redline.report.run_folder` lives in this
-# package and every command imports it, so plotly, matplotlib and scipy (~1.5 s) are
-# loaded only when a report is actually written.
+# Nothing heavy is imported at module level: every command imports this package, so
+# plotly, matplotlib and scipy (~1.5 s) are loaded only when a report is actually written.
+from redline.store import layout as _layout
+from redline.store.layout import PNG_DIR, REPORT_HTML
 
-REPORT_HTML = "report.html"
-PNG_DIR = "png"
+__all__ = ["PNG_DIR", "REPORT_HTML", "write_any_report", "write_reports"]
 
-__all__ = ["REPORT_HTML", "PNG_DIR", "write_reports"]
+
+def write_any_report(run_dir: Path) -> tuple[list[Path], tuple[str, ...]]:
+    """The report of any run folder (run, capacity, storm, scale): the paths written and the
+    notes on what the folder lacks. UserError when it is no run folder or a newer one."""
+    from redline.model.storm import ScaleResult, StormRunResult
+    from redline.report.load import read_run
+    from redline.store import RunFolder
+
+    run_dir = Path(run_dir)
+    result = RunFolder.open(run_dir).read()
+    if isinstance(result, (StormRunResult, ScaleResult)):
+        from redline.report.scale import write_scale_report
+        from redline.report.storm import write_storm_report
+
+        page = (write_storm_report if isinstance(result, StormRunResult) else write_scale_report)(run_dir)
+        return [page, *sorted((run_dir / PNG_DIR).glob("*.png"))], ()
+    paths = write_reports(run_dir)
+    # Read again for the notes only: write_reports returns paths, the page holds the notes.
+    return paths, read_run(run_dir).missing
 
 
 def write_reports(run_dir: Path) -> list[Path]:
@@ -57,19 +75,19 @@ def write_reports(run_dir: Path) -> list[Path]:
     if run.is_capacity and points is not None:
         blocks.append(_block("search", "Search trace", "Rate of each probe in the order run, coloured by verdict; hollow markers are short trials, filled ones full-length confirmations.", lambda: _html.search_figure(points), notes))
         blocks.append(_block("knee", "Latency against rate (the knee)", "p50, p90 and p99 of each probe's measurement window against its offered rate; markers coloured by verdict.", lambda: _html.knee_figure(points), notes))
-        png_jobs += [("search.png", lambda: _png.search_png(points, png_dir / "search.png")),
-                     ("knee.png", lambda: _png.knee_png(points, png_dir / "knee.png"))]  # fmt: skip
+        png_jobs += [(_layout.SEARCH_PNG, lambda: _png.search_png(points, png_dir / _layout.SEARCH_PNG)),
+                     (_layout.KNEE_PNG, lambda: _png.knee_png(points, png_dir / _layout.KNEE_PNG))]  # fmt: skip
     if tput is not None or (points is not None and len(points) > 1):
         blocks.append(_block("throughput", "Offered vs achieved throughput", "Left: requests scheduled and 2xx/3xx answers completed, per second over the run (gaps between probes left blank; answers that outlive a probe's schedule drain after it). Right, when there are several probes: each probe's averages against the line achieved = offered.", lambda: _html.throughput_figure(tput, points), notes))
-        png_jobs.append(("throughput.png", lambda: _png.throughput_png(tput, points, png_dir / "throughput.png")))
+        png_jobs.append((_layout.THROUGHPUT_PNG, lambda: _png.throughput_png(tput, points, png_dir / _layout.THROUGHPUT_PNG)))
     for p, s in latency:
-        name = f"latency-{p.index:02d}-{p.rate:g}.png" if run.is_capacity and p.rate is not None else "latency.png"
+        name = _layout.probe_png(p.index, p.rate) if run.is_capacity else _layout.RUN_LATENCY_PNG
         title = f"probe {p.index}: {p.rate:g}/s · {p.phase} · {p.state}" if run.is_capacity else f"{p.label} · latency over time"
         blocks.append(_block(f"latency-{p.index}", title, _latency_caption(s), lambda s=s: _html.latency_figure(s), notes))
         png_jobs.append((name, lambda s=s, name=name, title=title: _png.latency_png(s, png_dir / name, title)))
     if host is not None:
         blocks.append(_block("host", "Host CPU, disk and per-process CPU", "From the host monitor (one reading per interval); shaded bands are the probes, coloured by verdict. A process pinned near 100 % of one core while the host has idle CPU is single-threaded at its limit.", lambda: _html.host_figure(host), notes))
-        png_jobs.append(("host.png", lambda: _png.host_png(host, png_dir / "host.png")))
+        png_jobs.append((_layout.HOST_PNG, lambda: _png.host_png(host, png_dir / _layout.HOST_PNG)))
     blocks = [b for b in blocks if b is not None]
 
     pngs = _png.render_all(png_jobs, notes)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from redline.analysis.stats import grouped_quantiles
-from redline.load.samples import NOT_SET, Outcome
+from redline.model.samples import NOT_SET, RequestOutcome
 from redline.report.load import ProbeData, RunData
 
 _NS = 1e9
@@ -139,7 +139,7 @@ def latency_over_time(probe: ProbeData, width_s: float = 1.0, max_points: int = 
     if s is None or len(s) == 0:
         return _latency_from_verdict(probe, trends)
     s = s.sorted()
-    keep = s.outcome != Outcome.UNSENT_INTERRUPTED  # never offered: neither late nor failed
+    keep = s.outcome != RequestOutcome.UNSENT_INTERRUPTED  # never offered: neither late nor failed
     t = s.t_seconds()[keep]
     answered = s.completed[keep]
     lat_ms = (s.latency_ns[keep] / 1e6).astype(np.float64)
@@ -229,7 +229,7 @@ def throughput(run: RunData) -> Throughput | None:
         s = p.samples
         if s is None or len(s) == 0 or origin is None:
             continue
-        scheduled = s.intended_ns[s.outcome != Outcome.UNSENT_INTERRUPTED]
+        scheduled = s.intended_ns[s.outcome != RequestOutcome.UNSENT_INTERRUPTED]
         if scheduled.size == 0:
             continue
         first = int(scheduled.min())
@@ -270,12 +270,12 @@ def probe_points(run: RunData) -> ProbePoints | None:
         state=tuple(p.state for p in probes),
         phase=tuple(p.phase for p in probes),
         full=np.array([p.full for p in probes], dtype=bool),
-        offered_rps=col(lambda p: p.summary.get("offered_rps")),
-        achieved_rps=col(lambda p: p.summary.get("achieved_rps")),
+        offered_rps=col(lambda p: p.summary.offered_rps if p.summary else None),
+        achieved_rps=col(lambda p: p.summary.achieved_rps if p.summary else None),
         p50_ms=col(lambda p: p.latency_ms("p50")),
         p90_ms=col(lambda p: p.latency_ms("p90")),
         p99_ms=col(lambda p: p.latency_ms("p99")),
-        error_ratio=col(lambda p: p.summary.get("error_ratio")),
+        error_ratio=col(lambda p: p.summary.error_ratio if p.summary else None),
         hover=tuple(_probe_hover(p) for p in probes),
         n=run.outcome.n if run.outcome else None,
     )

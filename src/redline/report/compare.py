@@ -3,13 +3,13 @@ target's configuration), as data, a terminal table and one self-contained HTML p
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from redline.errors import UserError
-from redline.report.run_folder import RUN_JSON
+from redline.model.capacity import CapacityResult
+from redline.store import AnyResult, RunFolder
 
 
 @dataclass(frozen=True)
@@ -45,85 +45,44 @@ def _fmt_config(target: dict) -> tuple[str, dict]:
     return (", ".join(parts) or target.get("url", "?")), lab
 
 
-def row_of(run_dir: Path, doc: dict) -> CompareRow:
-    if doc.get("command") != "capacity":
-        raise UserError(f"{run_dir} is a {doc.get('command')!r} run, not a capacity run")
-    outcome = doc.get("outcome") or {}
-    n = outcome.get("n")
-    at_n = [p for p in doc.get("probes", []) if n is not None and p["rate"] == n and p["verdict"]["state"] == "stable"]
-    at_n.sort(key=lambda p: (not p["full"], -p["index"]))  # the full-length confirmation first
+def row_of(run_dir: Path, result: AnyResult) -> CompareRow:
+    if not isinstance(result, CapacityResult):
+        raise UserError(f"{run_dir} is a {result.command!r} run, not a capacity run")
+    at_n = result.probe_at_n()
     p50 = p99 = cpu = gen = None
-    if at_n:
-        p = at_n[0]
-        lat = p["summary"].get("latency_ms", {})
-        p50, p99 = lat.get("p50"), lat.get("p99")
-        achieved = p["summary"].get("achieved_rps") or 0
-        if p.get("target_cpu_pct") is not None and achieved > 0:
-            cpu = p["target_cpu_pct"] / 100.0 * 1000.0 / achieved
-        gen = p.get("generator_cpu_pct")
-    target = doc.get("target") or {}
+    if at_n is not None:
+        p50, p99 = at_n.summary.latency_ms.get("p50"), at_n.summary.latency_ms.get("p99")
+        cpu = at_n.target_cpu_ms_per_request
+        gen = at_n.generator_cpu_pct
+    target = result.target
     text, config = _fmt_config(target)
     return CompareRow(
         run=run_dir.name,
         scenario=(target.get("scenario") or {}).get("name", "http"),
         target=text,
-        outcome=outcome.get("state", doc.get("status", "?")),
-        n=n,
+        outcome=result.outcome.state if result.outcome else result.status,
+        n=result.outcome.n if result.outcome else None,
         p50_ms=p50,
         p99_ms=p99,
         target_cpu_ms_per_request=cpu,
         generator_cpu_pct=gen,
-        protocol=(doc.get("protocol") or {}).get("name", "?"),
+        protocol=result.protocol.get("name", "?"),
         config=config,
     )
 
 
 def load_rows(run_dirs: list[Path]) -> list[CompareRow]:
-    rows = []
-    for d in run_dirs:
-        path = Path(d) / RUN_JSON
-        try:
-            doc = json.loads(path.read_text())
-        except OSError:
-            raise UserError(f"{d} is not a run folder (no readable {RUN_JSON})") from None
-        except ValueError:
-            raise UserError(f"{path} is not valid JSON") from None
-        rows.append(row_of(Path(d), doc))
-    return rows
-
-
-def _num(v: float | None, fmt: str) -> str:
-    return "—" if v is None else format(v, fmt)
+    return [row_of(Path(d), RunFolder.open(Path(d)).read()) for d in run_dirs]
 
 
 def to_html(rows: list[CompareRow], title: str = "redline compare") -> str:
+    # jinja2 is imported here, not at the top: every CLI command imports this module.
+    from redline.report.templates import render
+
     best = max((r.n or 0 for r in rows), default=0) or 1
-    body = []
-    for r in rows:
-        width = 0 if r.n is None else max(1, round(300 * r.n / best))
-        body.append(
-            "<tr>"
-            f"<td>{html.escape(r.run)}</td><td>{html.escape(r.scenario)}</td><td>{html.escape(r.target)}</td>"
-            f"<td class=n>{_num(r.n, 'g')}<div class=bar style='width:{width}px'></div></td>"
-            f"<td>{html.escape(r.outcome)}</td><td class=n>{_num(r.p50_ms, '.1f')}</td><td class=n>{_num(r.p99_ms, '.1f')}</td>"
-            f"<td class=n>{_num(r.target_cpu_ms_per_request, '.2f')}</td><td class=n>{_num(r.generator_cpu_pct, '.0f')}</td>"
-            f"<td>{html.escape(r.protocol)}</td></tr>"
-        )
-    configs = "".join(
-        f"<h3>{html.escape(r.run)}</h3><pre>{html.escape(json.dumps(r.config, indent=2))}</pre>" for r in rows
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}td.n{{text-align:right}}
-.bar{{background:#4a7;height:6px;margin-top:3px}}pre{{background:#f6f6f6;padding:6px}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>N: the largest rate (requests/s) sustained without degrading; latency and CPU are those of the
-stable probe at N (the full-length confirmation when there is one). Target CPU per request is the
-target processes' CPU time divided by the requests answered.</p>
-<table><tr><th>run</th><th>scenario</th><th>target</th><th>N /s</th><th>outcome</th><th>p50 ms</th><th>p99 ms</th>
-<th>target CPU ms/req</th><th>generator CPU %</th><th>protocol</th></tr>
-{''.join(body)}</table><h2>Target configurations</h2>{configs}</body></html>
-"""
+    bars = [0 if r.n is None else max(1, round(300 * r.n / best)) for r in rows]
+    configs = [(r.run, json.dumps(r.config, indent=2)) for r in rows]
+    return render("compare.html.j2", title=title, rows=list(zip(rows, bars)), configs=configs)
 
 
 def rows_json(rows: list[CompareRow]) -> list[dict]:

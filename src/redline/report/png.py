@@ -2,7 +2,8 @@
 
 Figures are built on `matplotlib.figure.Figure` with the Agg canvas directly instead of
 pyplot: no global backend switch, no figure registry to leak between calls, and it works
-on a headless host or inside a worker thread.
+on a headless host or inside a worker thread. `figure` and `save` are the one way every
+report module (storm and scale pages too) makes and writes a chart.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def colour(state: str) -> str:
     return STATE_COLOURS.get(state, OTHER_COLOUR)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
@@ -39,13 +40,13 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _figure(w: float, h: float) -> Figure:
+def figure(w: float, h: float) -> Figure:
     return Figure(figsize=(w, h), layout="constrained")
 
 
 def latency_png(series: LatencySeries, path: Path, title: str) -> Path:
     """Latency over time of one probe with the verdict's fitted trend (the study's Fig. 1–2)."""
-    fig = _figure(8, 4.2)
+    fig = figure(8, 4.2)
     ax = fig.add_subplot()
     if series.scatter_t_s.size:
         ax.scatter(series.scatter_t_s, series.scatter_ms, s=3, alpha=0.25, color="#90a4ae", linewidths=0, label=f"answers ({series.thinned_to:,} of {series.answered:,} shown)")
@@ -65,12 +66,12 @@ def latency_png(series: LatencySeries, path: Path, title: str) -> Path:
     ax.set_title(title, color=colour(series.state), fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def search_png(pts: ProbePoints, path: Path) -> Path:
     """Rate per probe, coloured by verdict; hollow markers are short trials."""
-    fig = _figure(8, 3.8)
+    fig = figure(8, 3.8)
     ax = fig.add_subplot()
     ax.plot(pts.index, pts.rate, color="#bdbdbd", lw=1, zorder=1)
     for state in dict.fromkeys(pts.state):
@@ -88,12 +89,12 @@ def search_png(pts: ProbePoints, path: Path) -> Path:
     ax.set_title("Search trace")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def knee_png(pts: ProbePoints, path: Path) -> Path:
     """Latency percentiles against the offered rate: where the curve bends is the knee."""
-    fig = _figure(8, 3.8)
+    fig = figure(8, 3.8)
     ax = fig.add_subplot()
     order = np.argsort(pts.rate, kind="stable")
     for key, col, c in (("p50", pts.p50_ms, "#1565c0"), ("p90", pts.p90_ms, "#6a1b9a"), ("p99", pts.p99_ms, "#ad1457")):
@@ -110,13 +111,13 @@ def knee_png(pts: ProbePoints, path: Path) -> Path:
     ax.set_title("Latency percentiles against rate (circles: p99 coloured by verdict)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def throughput_png(tp: Throughput | None, pts: ProbePoints | None, path: Path) -> Path:
     """Offered vs achieved: per second over the run, and per probe when there are several."""
     per_probe = pts is not None and len(pts) > 1
-    fig = _figure(12 if per_probe else 8, 3.8)
+    fig = figure(12 if per_probe else 8, 3.8)
     axes = fig.subplots(1, 2, width_ratios=[2, 1]) if per_probe else [fig.add_subplot()]
     ax = axes[0]
     if tp is not None:
@@ -141,12 +142,12 @@ def throughput_png(tp: Throughput | None, pts: ProbePoints | None, path: Path) -
         bx.set_ylabel("achieved, requests/s")
         bx.set_title("Per probe")
         bx.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def host_png(host: HostSeries, path: Path) -> Path:
     """Host CPU (busy cores), CPU of the target and generator processes, disk busy %."""
-    fig = _figure(12, 7.5)
+    fig = figure(12, 7.5)
     a1, a2, a3 = fig.subplots(3, 1, sharex=True)
     for span in host.spans:
         for ax in (a1, a2, a3):
@@ -173,7 +174,7 @@ def host_png(host: HostSeries, path: Path) -> Path:
         a3.legend(fontsize=8, loc="upper left")
     for ax in (a1, a2, a3):
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def render_all(jobs: list[tuple[str, Callable[[], Path]]], notes: list[str]) -> list[Path]:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from redline.model.storm import PhaseStats, StormSummary
 from redline.storm.model import MARKS, PHASES, StormResult
 
 # The state an instance is in between marks, for the occupancy chart (seed 000's stacked areas).
 STATES = ("queued", "create", "ping", "ssh", "pre-delete", "delete", "done")
-
-
-@dataclass(frozen=True)
-class PhaseStats:
-    phase: str
-    count: int  # instances that completed the phase
-    min_s: float | None
-    median_s: float | None
-    p90_s: float | None
-    max_s: float | None
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def phase_durations(marks_s: np.ndarray) -> dict[str, np.ndarray]:
@@ -45,23 +31,6 @@ def phase_table(marks_s: np.ndarray) -> list[PhaseStats]:
     return rows
 
 
-@dataclass(frozen=True)
-class StormSummary:
-    count: int
-    reached: dict[str, int]  # mark -> instances that reached it
-    first_active_s: float | None
-    last_active_s: float | None
-    last_ssh_s: float | None
-    total_s: float | None  # start → last instance gone (or the storm's end)
-    failed: int
-    phases: list[PhaseStats]
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["phases"] = [p.to_dict() for p in self.phases]
-        return d
-
-
 def _opt(v: np.ndarray, fn) -> float | None:
     f = v[np.isfinite(v)]
     return float(fn(f)) if f.size else None
@@ -82,7 +51,7 @@ def summarise(result: StormResult) -> StormSummary:
         last_ssh_s=_opt(m[:, MARKS.index("ssh")], np.max),
         total_s=end,
         failed=sum(1 for e in result.errors if e),
-        phases=phase_table(m),
+        phases=tuple(phase_table(m)),
     )
 
 

@@ -7,16 +7,12 @@ storm started, NaN where an instance never got there. A 1000-instance storm is a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from redline.atomic import write_npz
 
-SCHEMA = "redline.storm/1"
 # The instants recorded per instance, in the order an instance passes them.
 MARKS = ("requested", "running", "ping", "ssh", "delete_requested", "gone")
 # A phase is the wait between two consecutive marks; "delete" spans delete_requested → gone.
@@ -84,25 +80,3 @@ class StormResult:
 
     def mark(self, name: str) -> np.ndarray:
         return self.marks_s[:, MARKS.index(name)]
-
-    def save(self, path: Path) -> None:
-        meta = {"schema": SCHEMA, "run_id": self.run_id, "driver": self.driver, "plan": self.plan.to_dict(),
-                "marks": list(MARKS), "names": list(self.names), "errors": list(self.errors),
-                "ssh_output": list(self.ssh_output), "notes": list(self.notes), "interrupted": self.interrupted,
-                "start_ns": self.start_ns, "end_s": self.end_s, "skipped": list(self.skipped)}  # fmt: skip
-        write_npz(path, meta=np.array(json.dumps(meta)), marks_s=self.marks_s)
-
-    @classmethod
-    def load(cls, path: Path) -> "StormResult":
-        with np.load(path, allow_pickle=False) as d:
-            meta = json.loads(str(d["meta"]))
-            if meta.get("schema") != SCHEMA:
-                raise ValueError(f"{path}: not a {SCHEMA} file")
-            marks = d["marks_s"]
-        return cls(
-            run_id=meta["run_id"], driver=meta["driver"], plan=StormPlan(**meta["plan"]), names=tuple(meta["names"]),
-            marks_s=marks, start_ns=int(meta["start_ns"]), errors=tuple(meta["errors"]),
-            ssh_output=tuple(meta.get("ssh_output", ())), notes=tuple(meta.get("notes", ())),
-            interrupted=bool(meta.get("interrupted")), end_s=float(meta.get("end_s", float("nan"))),
-            skipped=tuple(meta.get("skipped", ())),
-        )  # fmt: skip

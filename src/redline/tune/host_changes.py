@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from redline.audit.model import Change, Finding, Status
+from redline.model.finding import Change, Finding, Status
 from redline.errors import UserError
 
 SYSCTL_FILE = "/etc/sysctl.d/90-redline.conf"

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from pathlib import Path
 
 import numpy as np
 
-from redline.atomic import write_npz
 
 NOT_SET = -1
 """Value of `sent_ns` / `done_ns` for a request that was never sent / never finished."""
 
 
-class Outcome(IntEnum):
+class RequestOutcome(IntEnum):
     """What happened to one scheduled request (the `outcome` column)."""
 
     OK = 0  # a response with status < 400
@@ -40,17 +38,17 @@ class Outcome(IntEnum):
 
     @property
     def is_unsent(self) -> bool:
-        return self >= Outcome.UNSENT_BACKLOG
+        return self >= RequestOutcome.UNSENT_BACKLOG
 
 
 ERROR_OUTCOMES = frozenset(
-    {Outcome.HTTP, Outcome.CONNECT, Outcome.TIMEOUT, Outcome.RESET, Outcome.PROTOCOL}
+    {RequestOutcome.HTTP, RequestOutcome.CONNECT, RequestOutcome.TIMEOUT, RequestOutcome.RESET, RequestOutcome.PROTOCOL}
 )
 
 UNSENT_REASONS = {
-    Outcome.UNSENT_BACKLOG: "still queued in the generator (no free connection) when the run ended",
-    Outcome.UNSENT_INTERRUPTED: "the run was interrupted before its send time",
-    Outcome.UNSENT_ABORTED: "the run was abandoned before its send time",
+    RequestOutcome.UNSENT_BACKLOG: "still queued in the generator (no free connection) when the run ended",
+    RequestOutcome.UNSENT_INTERRUPTED: "the run was interrupted before its send time",
+    RequestOutcome.UNSENT_ABORTED: "the run was abandoned before its send time",
 }
 
 _COLUMNS = {
@@ -72,7 +70,7 @@ class Samples:
     sent_ns:     when its first byte was actually written, or NOT_SET.
     done_ns:     when it finished (response complete or error detected), or NOT_SET.
     status:      HTTP status code, 0 when there was no response.
-    outcome:     an `Outcome` code.
+    outcome:     an `RequestOutcome` code.
     bytes_in:    response bytes received.
     worker:      index of the generator process that owned the row.
     start_ns:    monotonic time of the schedule's zero (start of warm-up).
@@ -100,19 +98,19 @@ class Samples:
     @property
     def completed(self) -> np.ndarray:
         """Rows that got a response (any status) — the rows with a latency."""
-        return (self.outcome == Outcome.OK) | (self.outcome == Outcome.HTTP)
+        return (self.outcome == RequestOutcome.OK) | (self.outcome == RequestOutcome.HTTP)
 
     @property
     def ok(self) -> np.ndarray:
-        return self.outcome == Outcome.OK
+        return self.outcome == RequestOutcome.OK
 
     @property
     def errors(self) -> np.ndarray:
-        return (self.outcome >= Outcome.HTTP) & (self.outcome <= Outcome.PROTOCOL)
+        return (self.outcome >= RequestOutcome.HTTP) & (self.outcome <= RequestOutcome.PROTOCOL)
 
     @property
     def unsent(self) -> np.ndarray:
-        return self.outcome >= Outcome.UNSENT_BACKLOG
+        return self.outcome >= RequestOutcome.UNSENT_BACKLOG
 
     @property
     def latency_ns(self) -> np.ndarray:
@@ -155,7 +153,7 @@ class Samples:
     def sorted(self) -> "Samples":
         return self.select(np.argsort(self.intended_ns, kind="stable"))
 
-    # -- construction and storage --
+    # -- construction --
 
     @classmethod
     def concat(cls, parts: list["Samples"]) -> "Samples":
@@ -180,26 +178,6 @@ class Samples:
             anchor_mono_ns=0,
             anchor_wall_ns=0,
         )
-
-    def save(self, path: Path) -> None:
-        """Write an uncompressed .npz (fast; one array per column plus the clock facts)."""
-        clock = np.array(
-            [self.start_ns, self.measure_from_ns, self.anchor_mono_ns, self.anchor_wall_ns],
-            dtype=np.int64,
-        )
-        write_npz(path, clock=clock, **{name: getattr(self, name) for name in _COLUMNS})
-
-    @classmethod
-    def load(cls, path: Path) -> "Samples":
-        with np.load(path) as data:
-            start, measure_from, mono, wall = (int(v) for v in data["clock"])
-            return cls(
-                **{name: data[name].astype(dt, copy=False) for name, dt in _COLUMNS.items()},
-                start_ns=start,
-                measure_from_ns=measure_from,
-                anchor_mono_ns=mono,
-                anchor_wall_ns=wall,
-            )
 
 
 COLUMN_DTYPES = dict(_COLUMNS)

@@ -1,15 +1,12 @@
-"""What a monitor recorded: columnar series, one row per tick, and their storage."""
+"""What a monitor recorded: columnar series, one row per tick (stored by redline.store)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from redline.atomic import write_npz
 
 SCHEMA = "redline.monitor/1"
 
@@ -117,65 +114,6 @@ class MonitorSeries:
             if p.pid == pid:
                 return self.proc_cpu_pct[:, i]
         raise KeyError(pid)
-
-    # -- storage --
-
-    def save(self, path: Path) -> None:
-        """An uncompressed .npz: the arrays, plus names and process facts as JSON text."""
-        meta = {
-            "schema": SCHEMA,
-            "interval_s": self.interval_s,
-            "start_ns": self.start_ns,
-            "disk_names": list(self.disk_names),
-            "mem_total_bytes": self.mem_total_bytes,
-            "group_labels": list(self.groups),
-            "procs": [p.to_dict() for p in self.procs],
-        }
-        groups = (
-            np.stack([self.groups[k] for k in self.groups], axis=1)
-            if self.groups
-            else np.zeros((len(self), 0), np.float32)
-        )
-        write_npz(
-            path,
-            meta=np.array(json.dumps(meta)),
-            t_ns=self.t_ns,
-            cpu_pct=self.cpu_pct,
-            disk_busy_pct=self.disk_busy_pct,
-            mem_used_bytes=self.mem_used_bytes,
-            mem_available_bytes=self.mem_available_bytes,
-            net_sent_Bps=self.net_sent_Bps,
-            net_recv_Bps=self.net_recv_Bps,
-            groups=groups,
-            proc_cpu_pct=self.proc_cpu_pct,
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> "MonitorSeries":
-        with np.load(path, allow_pickle=False) as d:
-            meta = json.loads(str(d["meta"]))
-            if meta.get("schema") != SCHEMA:
-                raise ValueError(f"{path}: not a {SCHEMA} file (schema {meta.get('schema')!r})")
-            groups = d["groups"]
-            return cls(
-                interval_s=float(meta["interval_s"]),
-                t_ns=d["t_ns"],
-                cpu_pct=d["cpu_pct"],
-                disk_names=tuple(meta["disk_names"]),
-                disk_busy_pct=d["disk_busy_pct"],
-                mem_total_bytes=int(meta["mem_total_bytes"]),
-                mem_used_bytes=d["mem_used_bytes"],
-                mem_available_bytes=d["mem_available_bytes"],
-                net_sent_Bps=d["net_sent_Bps"],
-                net_recv_Bps=d["net_recv_Bps"],
-                groups={k: groups[:, i] for i, k in enumerate(meta["group_labels"])},
-                procs=tuple(
-                    ProcessInfo(p["pid"], p["name"], p["cmdline"], tuple(p["groups"]), p["threads"])
-                    for p in meta["procs"]
-                ),
-                proc_cpu_pct=d["proc_cpu_pct"],
-                start_ns=int(meta.get("start_ns", 0)),
-            )
 
     # -- summary --
 

@@ -1,0 +1,18 @@
+"""The result of `redline run`: one fixed-rate (or ramped) run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redline.model.document import RunDocument
+from redline.model.health import GeneratorHealth
+from redline.model.summary import RunSummary
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult(RunDocument):
+    command: str = "run"
+    summary: RunSummary | None = None  # None until the run has ended
+    health: GeneratorHealth | None = None
+    wall_s: float | None = None
+    abandoned_because: str | None = None

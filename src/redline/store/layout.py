@@ -1,0 +1,44 @@
+"""Every name inside a run folder, in one place.
+
+    <results>/<UTC time>-<name>/
+        run.json                     the result (schema_version, command, figures)
+        samples.npz, timeline.npz    `run`: every request; each worker's timeline
+        monitor.npz                  host and per-process series (capacity, storm)
+        probes/<NN>-<rate>/          `capacity`: one folder per probe, samples + timeline
+        phases.npz                   `storm`: per-instance marks
+        console/                     `storm`: the guests' serial consoles
+        <storm folders>/             `scale`: one complete storm folder per storm
+        report.html, png/, *.png     written by `redline report` from the above
+"""
+
+from __future__ import annotations
+
+RUN_JSON = "run.json"
+SAMPLES = "samples.npz"
+TIMELINE = "timeline.npz"
+MONITOR = "monitor.npz"
+PHASES = "phases.npz"
+CONSOLE_DIR = "console"
+PROBES_DIR = "probes"
+REPORT_HTML = "report.html"
+PNG_DIR = "png"
+STORM_PHASES_PNG = "phases.png"
+STORM_TIMELINE_PNG = "timeline.png"
+SCALE_PNG = "scale.png"
+
+
+def probe_dir(index: int, rate: float) -> str:
+    """A probe's folder, relative to its run folder."""
+    return f"{PROBES_DIR}/{index:02d}-{rate:g}"
+
+
+def probe_png(index: int, rate: float) -> str:
+    return f"latency-{index:02d}-{rate:g}.png"
+
+
+# The report's charts, in png/ (report.html embeds the same figures).
+SEARCH_PNG = "search.png"
+KNEE_PNG = "knee.png"
+THROUGHPUT_PNG = "throughput.png"
+HOST_PNG = "host.png"
+RUN_LATENCY_PNG = "latency.png"

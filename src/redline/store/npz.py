@@ -1,0 +1,153 @@
+"""The run folder's array files: columnar, uncompressed .npz, each written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from redline.atomic import write_npz
+from redline.model.samples import COLUMN_DTYPES, Samples
+from redline.model.series import SCHEMA as MONITOR_SCHEMA
+from redline.model.series import MonitorSeries, ProcessInfo
+from redline.storm.model import MARKS, StormPlan, StormResult
+
+STORM_SCHEMA = "redline.storm/1"
+
+
+def write_samples(path: Path, samples: Samples) -> Path:
+    """One array per column plus the clock facts."""
+    clock = np.array(
+        [samples.start_ns, samples.measure_from_ns, samples.anchor_mono_ns, samples.anchor_wall_ns], dtype=np.int64
+    )
+    return write_npz(path, clock=clock, **{name: getattr(samples, name) for name in COLUMN_DTYPES})
+
+
+def read_samples(path: Path) -> Samples:
+    with np.load(path) as data:
+        start, measure_from, mono, wall = (int(v) for v in data["clock"])
+        return Samples(
+            **{name: data[name].astype(dt, copy=False) for name, dt in COLUMN_DTYPES.items()},
+            start_ns=start,
+            measure_from_ns=measure_from,
+            anchor_mono_ns=mono,
+            anchor_wall_ns=wall,
+        )
+
+
+def write_timelines(path: Path, timelines: list[dict[str, np.ndarray]]) -> Path:
+    """Each worker's timeline (in flight, backlog, open connections, CPU) as w<i>_<column>."""
+    return write_npz(path, **{f"w{i}_{k}": v for i, tl in enumerate(timelines) for k, v in tl.items()})
+
+
+def read_timelines(path: Path) -> list[dict[str, np.ndarray]]:
+    out: dict[int, dict[str, np.ndarray]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            worker, column = key[1:].split("_", 1)
+            out.setdefault(int(worker), {})[column] = data[key]
+    return [out[i] for i in sorted(out)]
+
+
+def write_monitor(path: Path, series: MonitorSeries) -> Path:
+    """The arrays, plus names and process facts as JSON text."""
+    meta = {
+        "schema": MONITOR_SCHEMA,
+        "interval_s": series.interval_s,
+        "start_ns": series.start_ns,
+        "disk_names": list(series.disk_names),
+        "mem_total_bytes": series.mem_total_bytes,
+        "group_labels": list(series.groups),
+        "procs": [p.to_dict() for p in series.procs],
+    }
+    groups = (
+        np.stack([series.groups[k] for k in series.groups], axis=1)
+        if series.groups
+        else np.zeros((len(series), 0), np.float32)
+    )
+    return write_npz(
+        path,
+        meta=np.array(json.dumps(meta)),
+        t_ns=series.t_ns,
+        cpu_pct=series.cpu_pct,
+        disk_busy_pct=series.disk_busy_pct,
+        mem_used_bytes=series.mem_used_bytes,
+        mem_available_bytes=series.mem_available_bytes,
+        net_sent_Bps=series.net_sent_Bps,
+        net_recv_Bps=series.net_recv_Bps,
+        groups=groups,
+        proc_cpu_pct=series.proc_cpu_pct,
+    )
+
+
+def _meta(data: Any, schema: str, path: Path) -> dict[str, Any]:
+    """The JSON facts stored beside the arrays, checked to be of the expected kind."""
+    meta: dict[str, Any] = json.loads(str(data["meta"]))
+    if meta.get("schema") != schema:
+        raise ValueError(f"{path}: not a {schema} file (schema {meta.get('schema')!r})")
+    return meta
+
+
+def read_monitor(path: Path) -> MonitorSeries:
+    with np.load(path, allow_pickle=False) as d:
+        meta = _meta(d, MONITOR_SCHEMA, path)
+        groups = d["groups"]
+        return MonitorSeries(
+            interval_s=float(meta["interval_s"]),
+            t_ns=d["t_ns"],
+            cpu_pct=d["cpu_pct"],
+            disk_names=tuple(meta["disk_names"]),
+            disk_busy_pct=d["disk_busy_pct"],
+            mem_total_bytes=int(meta["mem_total_bytes"]),
+            mem_used_bytes=d["mem_used_bytes"],
+            mem_available_bytes=d["mem_available_bytes"],
+            net_sent_Bps=d["net_sent_Bps"],
+            net_recv_Bps=d["net_recv_Bps"],
+            groups={k: groups[:, i] for i, k in enumerate(meta["group_labels"])},
+            procs=tuple(
+                ProcessInfo(p["pid"], p["name"], p["cmdline"], tuple(p["groups"]), p["threads"]) for p in meta["procs"]
+            ),
+            proc_cpu_pct=d["proc_cpu_pct"],
+            start_ns=int(meta.get("start_ns", 0)),
+        )
+
+
+def write_storm_marks(path: Path, result: StormResult) -> Path:
+    meta = {
+        "schema": STORM_SCHEMA,
+        "run_id": result.run_id,
+        "driver": result.driver,
+        "plan": result.plan.to_dict(),
+        "marks": list(MARKS),
+        "names": list(result.names),
+        "errors": list(result.errors),
+        "ssh_output": list(result.ssh_output),
+        "notes": list(result.notes),
+        "interrupted": result.interrupted,
+        "start_ns": result.start_ns,
+        "end_s": result.end_s,
+        "skipped": list(result.skipped),
+    }
+    return write_npz(path, meta=np.array(json.dumps(meta)), marks_s=result.marks_s)
+
+
+def read_storm_marks(path: Path) -> StormResult:
+    with np.load(path, allow_pickle=False) as d:
+        meta = _meta(d, STORM_SCHEMA, path)
+        marks = d["marks_s"]
+    return StormResult(
+        run_id=meta["run_id"],
+        driver=meta["driver"],
+        plan=StormPlan(**meta["plan"]),
+        names=tuple(meta["names"]),
+        marks_s=marks,
+        start_ns=int(meta["start_ns"]),
+        errors=tuple(meta["errors"]),
+        ssh_output=tuple(meta.get("ssh_output", ())),
+        notes=tuple(meta.get("notes", ())),
+        interrupted=bool(meta.get("interrupted")),
+        end_s=float(meta.get("end_s", float("nan"))),
+        skipped=tuple(meta.get("skipped", ())),
+    )
