@@ -34,10 +34,13 @@ def main() -> int:
     print(f"generator pinned to CPU {gen[0]}, targets to CPU {tgt[0] if tgt else 'any'}", file=sys.stderr)
     rows = []
     for capacity in (float(c) for c in args.capacities.split(",")):
-        servers = int(round(capacity * SERVICE_MS / 1000))
+        servers = round(capacity * SERVICE_MS / 1000)
         ns, times, states = [], [], []
         for _ in range(args.repeats):
-            with start_calibrated(servers=servers, service_ms=SERVICE_MS, cpus=tgt) as lab, tempfile.TemporaryDirectory() as tmp:
+            with (
+                start_calibrated(servers=servers, service_ms=SERVICE_MS, cpus=tgt) as lab,
+                tempfile.TemporaryDirectory() as tmp,
+            ):
                 began = time.monotonic()
                 proc = subprocess.run(
                     [sys.executable, "-m", "redline", "capacity", "--url", lab.url + "/", "--cpus", str(gen[0]),
@@ -51,17 +54,27 @@ def main() -> int:
                 ns.append(outcome.get("n") if outcome.get("state") == "found" else None)
                 states.append(outcome.get("state") or f"exit {proc.returncode}: {proc.stderr.strip()[-120:]}")
                 times.append(took)
-                print(f"C={capacity:g}: N={ns[-1]} ({(out.get('outcome') or {}).get('state')}) in {took:.0f} s", file=sys.stderr)
+                print(
+                    f"C={capacity:g}: N={ns[-1]} ({(out.get('outcome') or {}).get('state')}) in {took:.0f} s",
+                    file=sys.stderr,
+                )
         valid = [n for n in ns if n is not None]
         mid = (max(valid) + min(valid)) / 2 if valid else 0
         spread = (max(valid) - min(valid)) / 2 / mid * 100 if valid else float("nan")
-        ok = len(valid) == len(ns) and all(0.9 * capacity <= n <= capacity for n in valid) and spread <= 3 and max(times) < 180
+        ok = (
+            len(valid) == len(ns)
+            and all(0.9 * capacity <= n <= capacity for n in valid)
+            and spread <= 3
+            and max(times) < 180
+        )
         rows.append((capacity, [n if n is not None else st for n, st in zip(ns, states)], spread, times, ok))
     print("\n| C (req/s) | N (3 runs) | spread | time (s) | goal met |")
     print("|---:|---|---:|---|---|")
     for capacity, ns, spread, times, ok in rows:
-        print(f"| {capacity:g} | {', '.join(f'{n:g}' if isinstance(n, float) else str(n) for n in ns)} | ±{spread:.1f} % | "
-              f"{', '.join(f'{t:.0f}' for t in times)} | {'yes' if ok else 'NO'} |")
+        print(
+            f"| {capacity:g} | {', '.join(f'{n:g}' if isinstance(n, float) else str(n) for n in ns)} | ±{spread:.1f} % | "
+            f"{', '.join(f'{t:.0f}' for t in times)} | {'yes' if ok else 'NO'} |"
+        )
     return 0 if all(r[-1] for r in rows) else 1
 
 

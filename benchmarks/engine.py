@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +135,9 @@ def ensure_locust() -> str:
 
 
 def check_redline() -> str:
-    proc = subprocess.run([sys.executable, "-c", "import redline; print(redline.__version__)"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import redline; print(redline.__version__)"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise Fatal(f"redline is not importable by {sys.executable}: run `./dev` or `pip install -e .` first")
     return proc.stdout.strip()
@@ -143,11 +145,15 @@ def check_redline() -> str:
 
 def versions(nginx: str, wrk: str, locust: str | None, redline: str) -> dict:
     v = {"redline": redline, "python": platform.python_version()}
-    v["nginx"] = _tail(subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr).replace("nginx version: ", "")
+    v["nginx"] = _tail(subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr).replace(
+        "nginx version: ", ""
+    )
     wrk_out = subprocess.run([wrk, "-v"], capture_output=True, text=True)
     v["wrk"] = ((wrk_out.stdout or wrk_out.stderr).splitlines() or ["?"])[0].split(" Copyright")[0]
     if locust:
-        v["locust"] = _tail(subprocess.run([locust, "--version"], capture_output=True, text=True).stdout).split(" from ")[0]
+        v["locust"] = _tail(subprocess.run([locust, "--version"], capture_output=True, text=True).stdout).split(
+            " from "
+        )[0]
     return v
 
 
@@ -208,14 +214,14 @@ class Nginx:
     def start(self) -> None:
         conf = self.tmp / "nginx.conf"
         conf.write_text(NGINX_CONF.format(mask=format(1 << self.cpu, "b"), tmp=self.tmp, port=self.port))
-        log = open(self.tmp / "stderr.log", "wb")
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(conf), "-p", str(self.tmp), "-e", str(self.tmp / "error.log")],
-            stdout=log,
-            stderr=log,
-            preexec_fn=_pin(self.cpu),
-            start_new_session=True,  # Ctrl-C reaches us; we stop nginx ourselves
-        )
+        with open(self.tmp / "stderr.log", "wb") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [self.exe, "-c", str(conf), "-p", str(self.tmp), "-e", str(self.tmp / "error.log")],
+                stdout=log,
+                stderr=log,
+                preexec_fn=_pin(self.cpu),
+                start_new_session=True,  # Ctrl-C reaches us; we stop nginx ourselves
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -302,16 +308,27 @@ class Bench:
     def redline(self, rate: float, mode: str, duration: int | None = None) -> Row:
         a = self.args
         cmd = [
-            sys.executable, "-m", "redline", "run",
-            "--url", self.url,
-            "--rate", f"{rate:.0f}",
-            "--duration", str(duration or a.duration),
-            "--connections", str(a.connections),
-            "--workers", "1",
-            "--cpus", str(self.gen_cpu),
-            "--timeout", "5",
+            sys.executable,
+            "-m",
+            "redline",
+            "run",
+            "--url",
+            self.url,
+            "--rate",
+            f"{rate:.0f}",
+            "--duration",
+            str(duration or a.duration),
+            "--connections",
+            str(a.connections),
+            "--workers",
+            "1",
+            "--cpus",
+            str(self.gen_cpu),
+            "--timeout",
+            "5",
             "--json",
-            "--results", str(self.tmp / "redline-runs"),
+            "--results",
+            str(self.tmp / "redline-runs"),
         ]
         doc = None
         for attempt in (1, 2):
@@ -356,12 +373,12 @@ class Bench:
         a = self.args
         cmd = [self.wrk, "-t1", f"-c{a.connections}", f"-d{a.duration}s", "--timeout", "5s", self.url]
         before = _children_cpu_s()
-        t0 = time.monotonic()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pin(self.gen_cpu), timeout=a.duration * 5 + 30)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, preexec_fn=_pin(self.gen_cpu), timeout=a.duration * 5 + 30
+            )
         except subprocess.TimeoutExpired:
             raise Fatal("wrk did not finish in time") from None
-        wall = time.monotonic() - t0
         cpu = _children_cpu_s() - before
         out = proc.stdout
         m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
@@ -380,7 +397,7 @@ class Bench:
 
     # -- Locust --
 
-    LOCUSTFILE = '''\
+    LOCUSTFILE = """\
 import json, os, time
 from locust import FastHttpUser, constant, events, task
 
@@ -406,7 +423,7 @@ class Bench(FastHttpUser):
     @task
     def get(self):
         self.client.get("/")
-'''
+"""
 
     def locust_run(self) -> Row:
         a = self.args
@@ -418,15 +435,34 @@ class Bench(FastHttpUser):
         out.unlink(missing_ok=True)
         host = self.url.rstrip("/")
         cmd = [
-            self.locust, "-f", str(lf), "--host", host, "--headless",
-            "-u", str(a.connections), "-r", str(a.connections), "-t", f"{a.duration}s",
-            "--only-summary", "--csv", str(d / "run"), "--loglevel", "WARNING",
+            self.locust,
+            "-f",
+            str(lf),
+            "--host",
+            host,
+            "--headless",
+            "-u",
+            str(a.connections),
+            "-r",
+            str(a.connections),
+            "-t",
+            f"{a.duration}s",
+            "--only-summary",
+            "--csv",
+            str(d / "run"),
+            "--loglevel",
+            "WARNING",
         ]
         before = _children_cpu_s()
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, preexec_fn=_pin(self.gen_cpu), cwd=d,
-                env=dict(os.environ, REDLINE_BENCH_OUT=str(out)), timeout=a.duration * 5 + 60,
+                cmd,
+                capture_output=True,
+                text=True,
+                preexec_fn=_pin(self.gen_cpu),
+                cwd=d,
+                env=dict(os.environ, REDLINE_BENCH_OUT=str(out)),
+                timeout=a.duration * 5 + 60,
             )
         except subprocess.TimeoutExpired:
             raise Fatal("locust did not finish in time") from None
@@ -434,7 +470,9 @@ class Bench(FastHttpUser):
         if not out.exists():
             raise Fatal(f"locust failed (exit {proc.returncode}): {_tail(proc.stderr or proc.stdout)}")
         r = json.loads(out.read_text())
-        row = Row("Locust", f"max, FastHttpUser, {a.connections} users", None, int(r["requests"]), r["wall_s"], r["cpu_s"])
+        row = Row(
+            "Locust", f"max, FastHttpUser, {a.connections} users", None, int(r["requests"]), r["wall_s"], r["cpu_s"]
+        )
         row.errors = int(r["failures"])
         row.notes.append(f"whole process incl. start-up {tree_cpu:.2f} CPU-s")
         return row
@@ -515,12 +553,23 @@ def markdown(rows: list[Row]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=int, default=8, help="seconds per measurement (default 8)")
-    p.add_argument("--repeats", type=int, default=3, help="runs per generator for the maximum; the best counts (default 3)")
-    p.add_argument("--connections", type=int, default=32, help="connections (wrk, redline's cap) and Locust users (default 32)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="runs per generator for the maximum; the best counts (default 3)"
+    )
+    p.add_argument(
+        "--connections", type=int, default=32, help="connections (wrk, redline's cap) and Locust users (default 32)"
+    )
     p.add_argument("--skip-locust", action="store_true", help="leave Locust out (no PyPI access needed)")
-    p.add_argument("--flood-rate", type=float, default=300_000, help="rate offered to redline for its maximum, far above what it can send (default 300000/s)")
+    p.add_argument(
+        "--flood-rate",
+        type=float,
+        default=300_000,
+        help="rate offered to redline for its maximum, far above what it can send (default 300000/s)",
+    )
     p.add_argument("--generator-cpu", type=int, default=0, help="core for every generator (default 0)")
     p.add_argument("--server-cpu", type=int, default=1, help="core for nginx (default 1)")
     a = p.parse_args(argv)
@@ -544,9 +593,12 @@ def main(argv: list[str] | None = None) -> int:
     redline_version = check_redline()
     nginx_exe, wrk_exe = ensure_debian_tools()
     locust_exe = None if args.skip_locust else ensure_locust()
-    started = datetime.now(timezone.utc)
-    facts = {"started_utc": started.isoformat(timespec="seconds"), "machine": machine(),
-             "versions": versions(nginx_exe, wrk_exe, locust_exe, redline_version)}
+    started = datetime.now(UTC)
+    facts = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(nginx_exe, wrk_exe, locust_exe, redline_version),
+    }
 
     tmp = Path(tempfile.mkdtemp(prefix="redline-bench-"))
     server = Nginx(nginx_exe, args.server_cpu, tmp)
@@ -554,8 +606,10 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         bench = Bench(args, server.url, wrk_exe, locust_exe, tmp)
         say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-        say(f"nginx on {server.url} pinned to CPU {args.server_cpu}; generators pinned to CPU {args.generator_cpu}; "
-            f"{args.repeats} rounds of {args.duration} s per generator")
+        say(
+            f"nginx on {server.url} pinned to CPU {args.server_cpu}; generators pinned to CPU {args.generator_cpu}; "
+            f"{args.repeats} rounds of {args.duration} s per generator"
+        )
 
         flood: list[Row] = []
         wrk: list[Row] = []
@@ -614,19 +668,25 @@ def main(argv: list[str] | None = None) -> int:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"engine-{started:%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({
-        **facts,
-        "options": vars(args),
-        "pinning": {"generator_cpu": args.generator_cpu, "server_cpu": args.server_cpu},
-        "table": [r.to_dict() for r in table_rows],
-        "ratios": {k: round(v, 3) for k, v in ratios.items()},
-        "all_runs": {
-            "redline": [r.to_dict() for r in flood],
-            "wrk": [r.to_dict() for r in wrk],
-            "locust": [r.to_dict() for r in locust],
-        },
-        "markdown": markdown(table_rows),
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                **facts,
+                "options": vars(args),
+                "pinning": {"generator_cpu": args.generator_cpu, "server_cpu": args.server_cpu},
+                "table": [r.to_dict() for r in table_rows],
+                "ratios": {k: round(v, 3) for k, v in ratios.items()},
+                "all_runs": {
+                    "redline": [r.to_dict() for r in flood],
+                    "wrk": [r.to_dict() for r in wrk],
+                    "locust": [r.to_dict() for r in locust],
+                },
+                "markdown": markdown(table_rows),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written: {out.relative_to(ROOT)}")
     return 0
 

@@ -38,7 +38,9 @@ STARTS = {
 
 
 def sh(args: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=ROOT
+    )
     if proc.returncode != 0 and "capacity" not in args:
         sys.exit(f"{' '.join(args[2:])} failed: {proc.stderr.strip().splitlines()[-1:]}")
     return proc
@@ -71,7 +73,7 @@ def main() -> None:
     env = dict(os.environ, REDLINE_LAB_DIR=labdir, REDLINE_LAB_PASSWORD=password, OS_USERNAME="admin",
                OS_PASSWORD=password, OS_PROJECT_NAME="admin", OS_USER_DOMAIN_NAME="Default",
                OS_PROJECT_DOMAIN_NAME="Default")  # fmt: skip
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     load_before = loadavg()
     runs: list[tuple[str, str, Path | None, float]] = []
 
@@ -123,7 +125,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, Linux {platform.release()}, Python {platform.python_version()}")  # fmt: skip
     print(f"Target (server + memcached) pinned to CPU {target}, generator to CPU {gen}; SQLite, Fernet, bcrypt cost 4, "
           f"4 users, token pool 20. Load average before {load_before}, after {loadavg()}.\n")  # fmt: skip
-    print("| target | scenario | N (req/s) | outcome | p50 at N (ms) | p99 at N (ms) | target CPU ms/req | generator CPU | search time |")
+    print(
+        "| target | scenario | N (req/s) | outcome | p50 at N (ms) | p99 at N (ms) | target CPU ms/req | generator CPU | search time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, scenario, run_dir, took in runs:
         r = rows.get(run_dir.name) if run_dir else None

@@ -20,9 +20,9 @@ import time
 import uvloop
 
 from redline.load.request import RequestTemplate, Target
-from redline.model.samples import RequestOutcome
 from redline.load.schedule import Schedule
 from redline.load.worker import WorkerRun, WorkerSpec
+from redline.model.samples import RequestOutcome
 
 
 class _NoPipe:
@@ -56,8 +56,10 @@ def main() -> None:
     prof.disable()
     cpu = time.process_time() - cpu0
     done = run.rec.outcome.tolist().count(int(RequestOutcome.OK))
-    print(f"offered {a.rate:,.0f}/s for {a.duration:g} s: {done:,} responses, {cpu:.2f} CPU-s "
-          f"({cpu / done * 1e6:.1f} CPU-µs per response, under cProfile)")
+    print(
+        f"offered {a.rate:,.0f}/s for {a.duration:g} s: {done:,} responses, {cpu:.2f} CPU-s "
+        f"({cpu / done * 1e6:.1f} CPU-µs per response, under cProfile)"
+    )
     pstats.Stats(prof).sort_stats("tottime").print_stats(a.top)
 
 

@@ -55,5 +55,5 @@ def test_live_host_audit_is_real() -> None:
     data = json.loads(r.stdout)
     statuses = {f["status"] for f in data["findings"]}
     assert "pass" in statuses  # the live host has /proc and /sys: kernel checks read real values
-    cpu = [f for f in data["findings"] if f["id"] == "host.swappiness"][0]
+    cpu = next(f for f in data["findings"] if f["id"] == "host.swappiness")
     assert cpu["evidence"][0]["value"] == Path("/proc/sys/vm/swappiness").read_text().strip()

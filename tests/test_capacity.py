@@ -104,7 +104,7 @@ def test_sigint_during_a_search_keeps_the_probes(calibrated, tmp_path):
     )  # fmt: skip
     time.sleep(16)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     doc = json.loads((run_dir / "run.json").read_text())

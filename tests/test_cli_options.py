@@ -34,8 +34,21 @@ def _options(command: str) -> list[str]:
 def test_run_and_capacity_list_their_options_in_the_order_they_always_had() -> None:
     run_own = ["--url", "--rate", "--duration", "--warmup", "--end-rate", "--arrival"]
     assert _options("run") == run_own + REQUEST + GENERATOR + ["--seed"] + OUTPUT + SCENARIO
-    capacity_own = ["--url", "--embedded", "--protocol", "--criterion", "--min", "--max", "--start", "--resolution", "--slo-p99"]
-    assert _options("capacity") == capacity_own + REQUEST + ["--arrival"] + GENERATOR + ["--target-pid", "--target-process"] + OUTPUT + SCENARIO
+    capacity_own = [
+        "--url",
+        "--embedded",
+        "--protocol",
+        "--criterion",
+        "--min",
+        "--max",
+        "--start",
+        "--resolution",
+        "--slo-p99",
+    ]
+    assert (
+        _options("capacity")
+        == capacity_own + REQUEST + ["--arrival"] + GENERATOR + ["--target-pid", "--target-process"] + OUTPUT + SCENARIO
+    )
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,13 @@ def test_groups_build_what_the_commands_need() -> None:
     template = RequestOptions(method="post", header=["X-A: 1"], body="hi").template()
     assert (template.method, template.path, template.headers, template.body) == ("POST", "/", (("X-A", "1"),), b"hi")
     settings = GeneratorOptions(workers=2, connections=10, timeout=3.0, connect_timeout=1.0).settings((0,))
-    assert settings == {"workers": 2, "cpus": (0,), "connection_cap": 10, "connect_timeout_s": 1.0, "read_timeout_s": 3.0}
+    assert settings == {
+        "workers": 2,
+        "cpus": (0,),
+        "connection_cap": 10,
+        "connect_timeout_s": 1.0,
+        "read_timeout_s": 3.0,
+    }
     with pytest.raises(UserError, match="--workers must be at least 1"):
         GeneratorOptions(workers=0).generator_cpus()
     assert OutputOptions().results.name == "results"

@@ -12,9 +12,19 @@ NONE = {"auth_url": None, "username": None, "password": None, "project_name": No
 
 
 def test_environment_alone():
-    env = {"OS_AUTH_URL": "http://127.0.0.1:5000/v3", "OS_USERNAME": "u", "OS_PASSWORD": "pw-9x7", "OS_PROJECT_NAME": "x"}
+    env = {
+        "OS_AUTH_URL": "http://127.0.0.1:5000/v3",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "pw-9x7",
+        "OS_PROJECT_NAME": "x",
+    }
     c = resolve(NONE, None, env)
-    assert (c.auth_url, c.username, c.project_name, c.user_domain_name) == ("http://127.0.0.1:5000/v3", "u", "x", "Default")
+    assert (c.auth_url, c.username, c.project_name, c.user_domain_name) == (
+        "http://127.0.0.1:5000/v3",
+        "u",
+        "x",
+        "Default",
+    )
     assert "pw-9x7" not in repr(c) and "password" not in c.describe()
 
 
@@ -38,7 +48,7 @@ def test_clouds_yaml_with_secure_yaml_and_options_on_top(tmp_path, monkeypatch):
 
 
 def test_missing_values_are_named():
-    with pytest.raises(UserError, match="--os-auth-url.*--os-password"):
+    with pytest.raises(UserError, match=r"--os-auth-url.*--os-password"):
         resolve(NONE | {"username": "u", "project_name": "p"}, None, {})
 
 

@@ -186,8 +186,11 @@ def test_errors_are_degraded_and_named():
     assert v.figures["errors_by_kind"] == {"http 503": 3, "timeout": 1}
     assert "http 503 ×3" in v.reasons[0] and "timeout ×1" in v.reasons[0]
     # The same errors under a tolerated ratio of 1 %: 4 / 2000 measured is 0.2 %.
-    tolerant = judge(probe(np.full(n, 0.01), 200, outcome=outcome, status=status), 200,
-                     criterion=RobustCriterion(max_error_ratio=0.01))
+    tolerant = judge(
+        probe(np.full(n, 0.01), 200, outcome=outcome, status=status),
+        200,
+        criterion=RobustCriterion(max_error_ratio=0.01),
+    )
     assert tolerant.state == "stable", tolerant.reasons
 
 
@@ -277,7 +280,7 @@ def test_busy_but_stable_queue_is_not_degraded(seed):
 
 
 def test_low_rate_widens_windows_and_says_when_trend_is_untested():
-    lat = np.full(int(5 * 12), 0.05)
+    lat = np.full(5 * 12, 0.05)
     v = judge(probe(lat, 5), 5)
     assert v.figures["window_s"] == pytest.approx(2.0)
     assert v.state == "stable"

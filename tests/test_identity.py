@@ -77,7 +77,7 @@ def test_openstacksdk_authorize(service):
 def test_bad_password_and_unknown_project_are_401(service):
     with pytest.raises(ks_exc.Unauthorized):
         _v3(service.url, password="wrong").get_token(session.Session())
-    status, headers, doc = call(service.url, "POST", "/auth/tokens", password_body("admin", PASSWORD, "nope"))
+    status, _headers, doc = call(service.url, "POST", "/auth/tokens", password_body("admin", PASSWORD, "nope"))
     assert status == 401 and doc["error"]["code"] == 401
     status, _, _ = call(service.url, "POST", "/auth/tokens", password_body("bench-0", PASSWORD, "admin"))
     assert status == 401  # no role on that project
@@ -86,7 +86,12 @@ def test_bad_password_and_unknown_project_are_401(service):
 def test_token_method_and_revocation(service):
     admin = issue(service.url, "admin", PASSWORD)
     user = issue(service.url, "bench-0", PASSWORD, "bench")
-    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": user}}, "scope": {"project": {"name": "bench", "domain": {"id": "default"}}}}}
+    body = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": user}},
+            "scope": {"project": {"name": "bench", "domain": {"id": "default"}}},
+        }
+    }
     status, headers, doc = call(service.url, "POST", "/auth/tokens", body)
     assert status == 201 and doc["token"]["methods"] == ["token"]
     child = headers["x-subject-token"]
@@ -95,11 +100,15 @@ def test_token_method_and_revocation(service):
     status, _, _ = call(service.url, "DELETE", "/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": user})
     assert status == 204
     for tok in (user, child):
-        status, _, doc = call(service.url, "GET", "/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": tok})
+        status, _, doc = call(
+            service.url, "GET", "/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": tok}
+        )
         assert status == 404, tok
     # a revoked token cannot authenticate either (through any worker)
     for _ in range(4):
-        status, _, _ = call(service.url, "GET", "/auth/tokens", headers={"X-Auth-Token": user, "X-Subject-Token": admin})
+        status, _, _ = call(
+            service.url, "GET", "/auth/tokens", headers={"X-Auth-Token": user, "X-Subject-Token": admin}
+        )
         assert status == 401
 
 
@@ -169,7 +178,26 @@ def test_generated_password_is_printed_once(tmp_path):
     import subprocess
     import sys
 
-    up = subprocess.run([sys.executable, "-m", "redline", "lab", "identity", "up", "--workers", "1", "--users", "0", "--state-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    up = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redline",
+            "lab",
+            "identity",
+            "up",
+            "--workers",
+            "1",
+            "--users",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     try:
         assert up.returncode == 0, up.stderr
         password = next(l.split("=", 1)[1] for l in up.stdout.splitlines() if l.startswith("OS_PASSWORD="))

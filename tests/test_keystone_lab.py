@@ -82,7 +82,16 @@ def test_up_twice_down_twice(keystone, tmp_path):
 
 
 def test_bad_credentials_stop_before_the_run(keystone, tmp_path):
-    wrong = ["--os-auth-url", keystone.url, "--os-username", "admin", "--os-password", "not-" + PASSWORD, "--os-project-name", "admin"]
+    wrong = [
+        "--os-auth-url",
+        keystone.url,
+        "--os-username",
+        "admin",
+        "--os-password",
+        "not-" + PASSWORD,
+        "--os-project-name",
+        "admin",
+    ]
     proc = run_redline("capacity", "--scenario", "keystone.issue", *wrong, "--results", str(tmp_path))
     line = assert_one_line_error(proc)
     assert "401" in line and PASSWORD not in proc.stderr + proc.stdout

@@ -125,7 +125,7 @@ def test_database_that_cannot_start_says_why(lab_root):
     sdir = str(lab_root / "keystone")
     pg = run_redline("lab", "keystone", "up", "--database", "postgresql", "--cache", "none",
                      "--db-set", "no_such_setting=1", "--state-dir", sdir, timeout=120)  # fmt: skip
-    assert 'PostgreSQL exited at start' in (line := assert_one_line_error(pg))
+    assert "PostgreSQL exited at start" in (line := assert_one_line_error(pg))
     assert 'unrecognized configuration parameter "no_such_setting"' in line
     maria = run_redline("lab", "keystone", "up", "--database", "mariadb", "--cache", "none", "--db-tmpfs",
                         "--db-set", "no_such_setting=1", "--state-dir", sdir, timeout=120)  # fmt: skip
@@ -156,7 +156,9 @@ def test_database_options_one_line(lab_root, monkeypatch):
 def test_sqlite_on_tmpfs_comes_and_goes(lab_root):
     """SQLite on a tmpfs: Keystone's file is on the mount while up; `down` unmounts it."""
     sdir = lab_root / "keystone"
-    up = run_redline("lab", "keystone", "up", "--cache", "none", "--db-tmpfs", "--state-dir", str(sdir), "--json", timeout=240)
+    up = run_redline(
+        "lab", "keystone", "up", "--cache", "none", "--db-tmpfs", "--state-dir", str(sdir), "--json", timeout=240
+    )
     assert up.returncode == 0, up.stderr
     assert os.path.ismount(sdir / "db") and (sdir / "db" / "keystone.db").stat().st_size > 0
     assert run_redline("lab", "keystone", "down", "--state-dir", str(sdir)).returncode == 0

@@ -65,7 +65,9 @@ def test_scenario_run(service, tmp_path, scenario):
 
 
 def test_bad_credentials_stop_before_the_run(service, tmp_path):
-    proc = run_redline("run", "--scenario", "keystone.issue", *_creds(service.url, "wrong"), "--rate", "10", "--results", str(tmp_path))
+    proc = run_redline(
+        "run", "--scenario", "keystone.issue", *_creds(service.url, "wrong"), "--rate", "10", "--results", str(tmp_path)
+    )
     assert "401" in assert_one_line_error(proc)
     assert not any(tmp_path.iterdir())  # nothing measured, no run folder
     bad_path = service.url.replace("/v3", "/nothing/v3")

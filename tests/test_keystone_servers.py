@@ -36,7 +36,9 @@ def _cmdlines(state) -> list[tuple[str, int]]:
 def _up_token_down(tmp_path, server: str) -> list[tuple[str, int]]:
     """Up with 3 processes × 2 threads, a token through it, then down: the processes seen."""
     d = tmp_path / "keystone"
-    config = lab.KeystoneLabConfig(d, server=server, processes=3, threads=2, cache="none", bench_users=1, cpus=TARGET_CPUS)
+    config = lab.KeystoneLabConfig(
+        d, server=server, processes=3, threads=2, cache="none", bench_users=1, cpus=TARGET_CPUS
+    )
     state = lab.up(config, PASSWORD)
     try:
         assert state.config["server"] == server

@@ -19,11 +19,7 @@ from redline.store.npz import read_monitor, write_monitor
 BUSY = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass\n"
 SLEEP = "import time\ntime.sleep({s})\n"
 # A parent that idles, then starts a busy child: only a re-scanned PID tree sees it.
-PARENT = (
-    "import subprocess, sys, time\n"
-    "time.sleep(0.6)\n"
-    "subprocess.run([sys.executable, '-c', {busy!r}, {marker!r}])\n"
-)
+PARENT = "import subprocess, sys, time\ntime.sleep(0.6)\nsubprocess.run([sys.executable, '-c', {busy!r}, {marker!r}])\n"
 
 
 def spawn(code: str, *args: str) -> subprocess.Popen:
@@ -60,7 +56,7 @@ def test_busy_child_is_pinned_and_named_idle_child_is_not(children):
     idle = spawn(SLEEP.format(s=9))
     children += [busy, idle]
     busy_ps = psutil.Process(busy.pid)
-    for attempt in range(2):
+    for _attempt in range(2):
         cpu0, host0 = busy_ps.cpu_times(), psutil.cpu_times(percpu=True)
         w0 = time.monotonic()
         with Monitor(interval_s=0.5, groups={"target": PidTree(busy.pid), "other": PidList((idle.pid,))}) as mon:
@@ -95,7 +91,7 @@ def test_busy_child_is_pinned_and_named_idle_child_is_not(children):
             assert f.title.startswith("single-threaded bottleneck: python")
             assert str(busy.pid) in f.title
             assert "Keystone" in f.why and "seed 000" in f.source
-            json.dumps(f.to_dict())
+            json.dumps(f.to_json())
             return
         if truth_idle < 0.3:  # the host was saturated: a single thread is not the limit
             assert findings == (), (truth_pct, truth_idle)
@@ -139,7 +135,9 @@ def test_pid_tree_rescans_children_and_name_pattern_matches(children, tmp_path):
 # -- the finding on synthetic series: where it must stay silent --------------------------
 
 
-def synthetic(proc_pct: list[float], host_pct: list[list[float]], threads: int = 1, groups=("target",)) -> MonitorSeries:
+def synthetic(
+    proc_pct: list[float], host_pct: list[list[float]], threads: int = 1, groups=("target",)
+) -> MonitorSeries:
     n = len(proc_pct)
     return MonitorSeries(
         interval_s=1.0,

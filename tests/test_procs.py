@@ -12,7 +12,9 @@ import pytest
 from redline import procs
 from redline.errors import UserError
 
-IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+IGNORES_TERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+)
 
 
 def _ignoring_term() -> subprocess.Popen:
@@ -59,7 +61,9 @@ def test_group_stop_kills_members_that_outlive_the_leader():
 
 def test_children_are_killed_with_their_parent():
     parent = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 61 & wait"])
-    kids = procs.wait_until(lambda: psutil.Process(parent.pid).children() if len(psutil.Process(parent.pid).children()) == 2 else None, 5)
+    kids = procs.wait_until(
+        lambda: psutil.Process(parent.pid).children() if len(psutil.Process(parent.pid).children()) == 2 else None, 5
+    )
     assert kids
     procs.stop(parent.pid, timeout_s=2, children=True)
     assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kids)

@@ -102,16 +102,34 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
         "command_line": "redline capacity --url http://127.0.0.1:PORT/ --protocol quick (assembled by tests/test_report.py)",
         "status": "complete",
         "plan": {k: run_doc["plan"][k] for k in ("arrival", "workers", "cpus", "connection_cap")},
-        "protocol": {"name": "test", "short_warmup_s": WARMUP_S, "short_window_s": WINDOWS_S[1],
-                     "full_warmup_s": WARMUP_S, "full_window_s": WINDOWS_S[0]},  # fmt: skip
+        "protocol": {
+            "name": "test",
+            "short_warmup_s": WARMUP_S,
+            "short_window_s": WINDOWS_S[1],
+            "full_warmup_s": WARMUP_S,
+            "full_window_s": WINDOWS_S[0],
+        },
         "criterion": "robust",
-        "outcome": {"state": "found", "n": max(stable) if stable else None, "reason": "assembled by the test from its probes"},
+        "outcome": {
+            "state": "found",
+            "n": max(stable) if stable else None,
+            "reason": "assembled by the test from its probes",
+        },
         "time_taken_s": round(time.monotonic() - began, 1),
         "findings": [f.to_json() for f in single_threaded_bottlenecks(series)]
-        or [{"id": "test.finding", "title": "a finding shown by the report", "severity": "low",
-             "evidence": ["evidence sentence"], "why": "why sentence", "fix": "fix sentence", "source": "tests"}],
+        or [
+            {
+                "id": "test.finding",
+                "title": "a finding shown by the report",
+                "severity": "low",
+                "evidence": ["evidence sentence"],
+                "why": "why sentence",
+                "fix": "fix sentence",
+                "source": "tests",
+            }
+        ],
         "probes": probes,
-    }  # fmt: skip
+    }
     (root / "run.json").write_text(json.dumps(doc, indent=1))
     shutil.rmtree(scratch, ignore_errors=True)
     return root
@@ -163,7 +181,7 @@ def assert_self_contained(html: str) -> None:
     # mention URLs, e.g. in error messages; only src/href attributes fetch).
     assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["\']?(https?:)?//', html, re.I)
     assert not re.search(r"<script[^>]+src=", html, re.I), "every script must be inline"
-    assert html.count("<script type=\"text/javascript\">") == 2  # plotly.js once + the loader
+    assert html.count('<script type="text/javascript">') == 2  # plotly.js once + the loader
     assert "MathJax.js" not in html and "cdn.plot.ly" not in html.split("</head>")[1]
 
 
@@ -289,7 +307,9 @@ def test_not_a_run_folder_is_one_line_error(tmp_path):
 # -- pure chart data prep -------------------------------------------------------------------
 
 
-def _synthetic(rate: float = 100.0, seconds: float = 10.0, slope_ms_per_s: float = 0.0, errors_every: int = 0) -> Samples:
+def _synthetic(
+    rate: float = 100.0, seconds: float = 10.0, slope_ms_per_s: float = 0.0, errors_every: int = 0
+) -> Samples:
     """A constant-rate probe whose latency is 10 ms + slope·t (t from the window start)."""
     n = int(rate * seconds)
     start = 1_000_000_000_000

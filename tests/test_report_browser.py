@@ -16,12 +16,13 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from test_report import figures, session_folders
 from redline.report import write_reports
+from test_report import figures, session_folders
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian package `chromium` is not installed (scripts/apt-packages.txt; ./dev installs it as root)"
+    CHROMIUM is None,
+    reason="Debian package `chromium` is not installed (scripts/apt-packages.txt; ./dev installs it as root)",
 )
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "report-capacity.png"
 
@@ -37,7 +38,11 @@ def chromium(page: Path, profile: Path, *args: str, timeout: float = 60) -> subp
         "--virtual-time-budget=4000",
     ]  # fmt: skip
     return subprocess.run(
-        [CHROMIUM, *flags, *args, page.as_uri()], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [CHROMIUM, *flags, *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -16,7 +16,9 @@ def test_pool_renders_one_variant_per_entry():
 
 def test_mix_interleaves_in_proportion_and_uses_every_variant():
     issue = RequestTemplate("POST", "/v3/auth/tokens", body=b"${b}", pool=tuple({"b": f"u{i}"} for i in range(3)))
-    validate = RequestTemplate("GET", "/v3/auth/tokens", (("X-Subject-Token", "${t}"),), pool=tuple({"t": f"t{i}"} for i in range(10)))
+    validate = RequestTemplate(
+        "GET", "/v3/auth/tokens", (("X-Subject-Token", "${t}"),), pool=tuple({"t": f"t{i}"} for i in range(10))
+    )
     out = RequestTemplate.mix([(issue, 1), (validate, 4)]).render(T)
     methods = [r.split(b" ", 1)[0] for r in out]
     assert len(out) == 15  # 3 rounds of 1 + 4 (ceil(10 / 4) = 3 rounds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -64,4 +65,4 @@ def test_overload_latency_grows_and_every_request_is_accounted_for(calibrated, t
     assert early < 1000 and late > 8 * early, (early, late)
     # grows through the run: windowed medians rise from window to window
     medians = [np.median(lat[(t >= a) & (t < a + 2)]) for a in range(0, 12, 2)]
-    assert all(b > a for a, b in zip(medians, medians[1:])), medians
+    assert all(b > a for a, b in itertools.pairwise(medians)), medians

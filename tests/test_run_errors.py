@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import GEN_CPUS, assert_one_line_error, redline_cmd, run_redline
-from redline.model.samples import RequestOutcome, Samples
+from redline.model.samples import RequestOutcome
 from redline.store.npz import read_samples
 
 
@@ -24,13 +24,25 @@ def _closed_port() -> int:
 
 
 def test_refused_connection(tmp_path):
-    proc = run_redline("run", "--url", f"http://127.0.0.1:{_closed_port()}/", "--rate", "10", "--duration", "1", "--results", str(tmp_path))
+    proc = run_redline(
+        "run",
+        "--url",
+        f"http://127.0.0.1:{_closed_port()}/",
+        "--rate",
+        "10",
+        "--duration",
+        "1",
+        "--results",
+        str(tmp_path),
+    )
     line = assert_one_line_error(proc)
     assert "refused" in line and proc.returncode == 3
 
 
 def test_unresolvable_host(tmp_path):
-    proc = run_redline("run", "--url", "http://no-such-host.invalid/", "--rate", "10", "--duration", "1", "--results", str(tmp_path))
+    proc = run_redline(
+        "run", "--url", "http://no-such-host.invalid/", "--rate", "10", "--duration", "1", "--results", str(tmp_path)
+    )
     assert "cannot resolve" in assert_one_line_error(proc)
 
 
@@ -98,7 +110,7 @@ def test_sigint_keeps_what_was_measured_and_marks_the_run_interrupted(calibrated
     )  # fmt: skip
     time.sleep(5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     run_dir = _only_run_dir(tmp_path)

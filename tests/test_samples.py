@@ -56,7 +56,18 @@ def test_concat_sorts_by_intended_time():
 
 def test_command_line_redaction():
     line = redacted_command_line(
-        ["redline", "run", "--url", "http://x/", "-H", "X-Auth-Token: abc123", "--os-password", "s3cret", "--body={\"pw\": 1}", "--token=t0k"]
+        [
+            "redline",
+            "run",
+            "--url",
+            "http://x/",
+            "-H",
+            "X-Auth-Token: abc123",
+            "--os-password",
+            "s3cret",
+            '--body={"pw": 1}',
+            "--token=t0k",
+        ]
     )
     assert "abc123" not in line and "s3cret" not in line and "t0k" not in line and "pw" not in line
     assert "http://x/" in line

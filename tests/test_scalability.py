@@ -96,7 +96,9 @@ def test_round_trip_through_json():
     assert g.sigma.value == f.sigma.value and g.kappa == f.kappa and np.allclose(g.predict(n), f.predict(n))
 
 
-@pytest.mark.parametrize("bad", [([1, 2], [1, 2]), ([1, 1, 1], [1, 1, 1]), ([1, 2, 4], [1, 0, 1]), ([0, 2, 4], [1, 1, 1])])
+@pytest.mark.parametrize(
+    "bad", [([1, 2], [1, 2]), ([1, 1, 1], [1, 1, 1]), ([1, 2, 4], [1, 0, 1]), ([0, 2, 4], [1, 1, 1])]
+)
 def test_fit_refuses_too_few_or_bad_points(bad):
     with pytest.raises(ValueError):
         fit(*bad)
@@ -118,7 +120,10 @@ def test_scale_report_draws_the_fit_over_its_points(tmp_path):
 
     n = np.array([1, 2, 4, 8], float)
     t = n / noisy(n, 0.2, 0.3, 0.01, 0.02, seed=4)
-    pts = [{"n": int(k), "round": 0, "t_s": float(v), "throughput_per_s": float(k / v), "run_dir": f"storm-{int(k)}"} for k, v in zip(n, t)]
+    pts = [
+        {"n": int(k), "round": 0, "t_s": float(v), "throughput_per_s": float(k / v), "run_dir": f"storm-{int(k)}"}
+        for k, v in zip(n, t)
+    ]
     doc = {"schema_version": 1, "command": "scale", "status": "complete", "plan": {"counts": [1, 2, 4, 8]}, "points": pts,
            "usl": fit(n, n / t, "usl", boot=60).to_json(), "amdahl": fit(n, n / t, "amdahl", boot=60).to_json(),
            "sentences": sentences(n, t)}  # fmt: skip

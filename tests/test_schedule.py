@@ -51,7 +51,9 @@ def test_split_round_robin_staggers_workers():
     assert np.array_equal(np.sort(np.concatenate(parts)), off)
 
 
-@pytest.mark.parametrize("kw", [dict(rate=0, duration_s=1), dict(rate=1, duration_s=0), dict(rate=1, duration_s=1, arrival="x")])
+@pytest.mark.parametrize(
+    "kw", [dict(rate=0, duration_s=1), dict(rate=1, duration_s=0), dict(rate=1, duration_s=1, arrival="x")]
+)
 def test_bad_schedules_are_refused(kw):
     with pytest.raises(ValueError):
         Schedule(**kw)

@@ -42,7 +42,7 @@ def test_fixed_bracket_with_unit_steps_reproduces_the_study():
 def test_full_length_evidence_overrides_short_trials():
     # Looks fine for a short trial up to 420, but only 380 holds for the full window.
     cfg = SearchConfig(start_rate=100)
-    out, hist = drive(cfg, short_ok=lambda r: r <= 420, full_ok=lambda r: r <= 380)
+    out, _hist = drive(cfg, short_ok=lambda r: r <= 420, full_ok=lambda r: r <= 380)
     assert out.state == "found" and 370 <= out.n <= 380
 
 
@@ -67,7 +67,7 @@ def test_inconclusive_is_retried_then_reported_not_counted():
 
 def test_retry_that_succeeds_continues_the_search():
     cfg = SearchConfig(start_rate=100)
-    out, hist = drive(cfg, lambda r: r <= 300, inconclusive=lambda r, a: r == 200 and a == 0)
+    out, _hist = drive(cfg, lambda r: r <= 300, inconclusive=lambda r, a: r == 200 and a == 0)
     assert out.state == "found" and 294 <= out.n <= 300
 
 
@@ -80,7 +80,7 @@ def test_first_step_and_bad_config():
 @pytest.mark.parametrize("capacity", [100, 400, 1500])
 def test_the_achieved_rate_of_an_overloaded_probe_shortens_the_search(capacity):
     cfg = SearchConfig(start_rate=100, resolution_rel=0.02)
-    plain, plain_hist = drive(cfg, lambda r: r <= capacity)
+    _plain, plain_hist = drive(cfg, lambda r: r <= capacity)
     guided, guided_hist = drive(cfg, lambda r: r <= capacity, capacity_of=lambda r: capacity * 0.995)
     assert guided.state == "found" and capacity * 0.97 <= guided.n <= capacity
     assert len(guided_hist) < len(plain_hist)
@@ -91,7 +91,7 @@ def test_a_target_that_collapses_when_overloaded_is_bisected_not_crept_up_on(cap
     """Overloaded, it serves a third of its capacity (Keystone without a cache does so):
     the achieved rate is tried once, then the bracket is bisected."""
     cfg = SearchConfig(start_rate=2 if capacity < 1 else 100, resolution_rel=0.02)
-    plain, plain_hist = drive(cfg, lambda r: r <= capacity)
+    _plain, plain_hist = drive(cfg, lambda r: r <= capacity)
     guided, guided_hist = drive(cfg, lambda r: r <= capacity, capacity_of=lambda r: capacity / 3)
     assert guided.state == "found" and capacity * 0.97 <= guided.n <= capacity
     assert len(guided_hist) <= len(plain_hist) + 2, [p.rate for p in guided_hist]

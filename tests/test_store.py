@@ -30,7 +30,9 @@ from redline.store import RunFolder
 
 
 def _health() -> GeneratorHealth:
-    w = WorkerStats(0, 123, (0,), cpu_s=0.5, wall_s=2.0, cap_hits=0, connects=4, connect_failures=0, retries=1, end_reason="done")
+    w = WorkerStats(
+        0, 123, (0,), cpu_s=0.5, wall_s=2.0, cap_hits=0, connects=4, connect_failures=0, retries=1, end_reason="done"
+    )
     return GeneratorHealth(False, (), {"p99": 0.2}, {"p99": 0.3}, 0.0, (w,), 0, 1000, 3, 0)
 
 
@@ -46,7 +48,9 @@ def _probe(index: int, rate: float, state: str = "stable") -> ProbeResult:
 
 def _capacity(tmp_path) -> tuple[RunFolder, CapacityResult]:
     folder = RunFolder.create(tmp_path, "t")
-    finding = Finding("bottleneck.x", "title", Severity.HIGH, evidence=(Evidence.say("a sentence"), Evidence("/etc/f", "k = 1")))
+    finding = Finding(
+        "bottleneck.x", "title", Severity.HIGH, evidence=(Evidence.say("a sentence"), Evidence("/etc/f", "k = 1"))
+    )
     doc = CapacityResult(
         **RunFolder.header({"url": "http://127.0.0.1:1/"}, {"arrival": "constant"}) | {"status": "complete"},
         probes=(_probe(0, 100.0), _probe(1, 110.0, "degraded")),
@@ -75,9 +79,11 @@ def test_newer_schema_is_refused_with_one_line(tmp_path):
     folder, _ = _capacity(tmp_path)
     raw = json.loads((folder.path / "run.json").read_text())
     (folder.path / "run.json").write_text(json.dumps(raw | {"schema_version": 999}))
-    with pytest.raises(UserError, match="newer redline .*schema 999"):
+    with pytest.raises(UserError, match=r"newer redline .*schema 999"):
         folder.read()
-    r = subprocess.run([sys.executable, "-m", "redline", "report", str(folder.path)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "redline", "report", str(folder.path)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "schema 999" in lines[0] and "Traceback" not in r.stderr

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from tests.conftest import assert_one_line_error
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the hypervisor lab needs root"),
-    pytest.mark.skipif(shutil.which("libvirtd") is None or shutil.which("qemu-system-x86_64") is None, reason="libvirt/QEMU not installed"),
+    pytest.mark.skipif(
+        shutil.which("libvirtd") is None or shutil.which("qemu-system-x86_64") is None,
+        reason="libvirt/QEMU not installed",
+    ),
 ]
 
 
@@ -48,7 +50,9 @@ def lab(tmp_path_factory):
 
 
 def _domains() -> list[str]:
-    r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True, text=True, timeout=30
+    )
     return [n for n in r.stdout.split() if n]
 
 
@@ -82,7 +86,9 @@ def test_lab_status_reports_tcg_and_the_lab_network(lab):
 
 def test_storm_8_every_instance_reaches_ssh_and_nothing_is_left(lab, tmp_path):
     t0 = time.monotonic()
-    r = redline("storm", "--driver", "libvirt", "--count", "8", "--json", "--results", str(tmp_path), state_dir=lab, timeout=400)
+    r = redline(
+        "storm", "--driver", "libvirt", "--count", "8", "--json", "--results", str(tmp_path), state_dir=lab, timeout=400
+    )
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
@@ -91,7 +97,14 @@ def test_storm_8_every_instance_reaches_ssh_and_nothing_is_left(lab, tmp_path):
     phases = {p["phase"]: p for p in out["phases"]}
     for name in ("create", "ping", "ssh", "delete"):
         assert phases[name]["count"] == 8, name
-        assert 0 < phases[name]["min_s"] <= phases[name]["median_s"] <= phases[name]["p90_s"] <= phases[name]["max_s"] < wall
+        assert (
+            0
+            < phases[name]["min_s"]
+            <= phases[name]["median_s"]
+            <= phases[name]["p90_s"]
+            <= phases[name]["max_s"]
+            < wall
+        )
     assert out["first_active_s"] <= out["last_active_s"] <= out["last_ssh_s"] <= out["total_s"] < wall
     run_dir = Path(out["run_dir"])
     doc = json.loads((run_dir / "run.json").read_text())
@@ -170,7 +183,18 @@ SCALE_COUNTS = "1,2,3,4"  # the smallest set that leaves the USL a degree of fre
 
 
 def test_scale_fits_usl_and_amdahl_on_real_storms(lab, tmp_path):
-    r = redline("scale", "--driver", "libvirt", "--counts", SCALE_COUNTS, "--json", "--results", str(tmp_path), state_dir=lab, timeout=500)
+    r = redline(
+        "scale",
+        "--driver",
+        "libvirt",
+        "--counts",
+        SCALE_COUNTS,
+        "--json",
+        "--results",
+        str(tmp_path),
+        state_dir=lab,
+        timeout=500,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     sizes = [int(c) for c in SCALE_COUNTS.split(",")]
@@ -188,7 +212,10 @@ def test_scale_fits_usl_and_amdahl_on_real_storms(lab, tmp_path):
     assert usl["dof"] == 1 and usl["boot_method"] == "parametric"
     assert 0 <= usl["sigma"]["low"] <= usl["sigma"]["value"] <= usl["sigma"]["high"] <= 1
     assert 0 <= usl["kappa"]["low"] <= usl["kappa"]["value"] <= usl["kappa"]["high"] <= 1
-    assert amdahl["kappa"] is None and 0 <= amdahl["sigma"]["low"] <= amdahl["sigma"]["value"] <= amdahl["sigma"]["high"] <= 1
+    assert (
+        amdahl["kappa"] is None
+        and 0 <= amdahl["sigma"]["low"] <= amdahl["sigma"]["value"] <= amdahl["sigma"]["high"] <= 1
+    )
     assert len(out["sentences"]) == len(sizes) - 1 and out["sentences"][0].startswith("2 instances took")
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["command"] == "scale" and doc["status"] == "complete" and doc["target"]["knobs"]["memory_mib"] == 112
@@ -259,7 +286,10 @@ def test_lab_knobs_reach_libvirtd_qemu_conf_and_the_domain(lab):
 
         r = redline("lab", "hypervisor", "up", state_dir=lab, timeout=300)  # every knob back to its default
         assert r.returncode == 0, r.stderr[-2000:]
-        assert "max_workers" not in conf.read_text() and "cgroup_controllers" not in Path("/etc/libvirt/qemu.conf").read_text()
+        assert (
+            "max_workers" not in conf.read_text()
+            and "cgroup_controllers" not in Path("/etc/libvirt/qemu.conf").read_text()
+        )
         assert _threadpool()["maxWorkers"] == "20"
         xml, cgroups, _ = _one_domain(lab)
         assert "<memory unit='KiB'>114688</memory>" in xml

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
+from redline.store.npz import read_storm_marks, write_storm_marks
 from redline.storm.analysis import STATES, occupancy, phase_table, state_at, summarise
 from redline.storm.model import InstanceSpec, StormPlan, StormResult
 from redline.storm.probes import SshOutcome
 from redline.storm.runner import run_storm
-from redline.store.npz import read_storm_marks, write_storm_marks
 
 NAN = np.nan
 
@@ -58,7 +58,9 @@ def test_result_round_trips(tmp_path):
     assert s.failed == 1 and s.first_active_s == 1.0 and s.last_active_s == 7.0
 
 
-@pytest.mark.parametrize("kw", [dict(count=0, concurrency=1), dict(count=1, concurrency=0), dict(count=1, concurrency=1, poll_interval_s=0)])
+@pytest.mark.parametrize(
+    "kw", [dict(count=0, concurrency=1), dict(count=1, concurrency=0), dict(count=1, concurrency=1, poll_interval_s=0)]
+)
 def test_plan_rejects_bad_values(kw):
     with pytest.raises(ValueError):
         StormPlan(**kw)
@@ -100,7 +102,11 @@ class FakeDriver:
         self.polls += 1
         now = time.monotonic()
         # A crashing instance runs, then vanishes by itself (a guest kernel panic, destroyed on reboot).
-        gone = {n for n, t in self.launched.items() if int(n.rsplit("-", 1)[1]) in self.crash and now - t >= self.boot_s + 0.15}
+        gone = {
+            n
+            for n, t in self.launched.items()
+            if int(n.rsplit("-", 1)[1]) in self.crash and now - t >= self.boot_s + 0.15
+        }
         return {n: ("running" if now - t >= self.boot_s else "building") for n, t in self.launched.items()
                 if n not in self.deleted and n not in gone}  # fmt: skip
 
@@ -179,7 +185,13 @@ def test_sigint_stops_a_storm_even_when_inherited_ignored():
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        r = run_storm(d, _specs(4), StormPlan(4, 4, poll_interval_s=0.05, ping=False, instance_timeout_s=5), "run1", on_progress=progress)
+        r = run_storm(
+            d,
+            _specs(4),
+            StormPlan(4, 4, poll_interval_s=0.05, ping=False, instance_timeout_s=5),
+            "run1",
+            on_progress=progress,
+        )
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # the caller's disposition is restored
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -30,21 +30,23 @@ def test_with_url_path_takes_path_and_query() -> None:
 
 
 def test_calibrated_target_serves_and_is_stopped_even_when_the_caller_fails() -> None:
-    with pytest.raises(RuntimeError, match="caller failed"):
-        with embedded_target("calibrated") as t:
-            pid = t.processes.root
-            with urllib.request.urlopen(t.url, timeout=5) as response:
-                assert response.status == 200
-            assert t.description == {"url": t.url, "embedded": True, "cpus": list(t.target_cpus or ()), **CALIBRATED.describe()}
-            assert t.kind == "calibrated" and t.choice is None
-            raise RuntimeError("caller failed")
+    with pytest.raises(RuntimeError, match="caller failed"), embedded_target("calibrated") as t:
+        pid = t.processes.root
+        with urllib.request.urlopen(t.url, timeout=5) as response:
+            assert response.status == 200
+        assert t.description == {
+            "url": t.url,
+            "embedded": True,
+            "cpus": list(t.target_cpus or ()),
+            **CALIBRATED.describe(),
+        }
+        assert t.kind == "calibrated" and t.choice is None
+        raise RuntimeError("caller failed")
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_bad_requests_fail_before_anything_starts() -> None:
-    with pytest.raises(ValueError, match="kind"):
-        with embedded_target("keystone"):  # type: ignore[arg-type]
-            pass
-    with pytest.raises(ValueError, match="needs a Keystone"):
-        with embedded_target("calibrated", scenario="keystone.issue"):
-            pass
+    with pytest.raises(ValueError, match="kind"), embedded_target("keystone"):  # type: ignore[arg-type]
+        pass
+    with pytest.raises(ValueError, match="needs a Keystone"), embedded_target("calibrated", scenario="keystone.issue"):
+        pass

@@ -40,7 +40,10 @@ def test_user_errors_are_one_line() -> None:
         (["--vcpus", "2", "--memory", "lots"], "not a size"),
         (["--vcpus", "2", "--memory", "1G", "--topology", "/nope.json"], "cannot read topology"),
         (["--vcpus", "2", "--memory", "1G", "--in", "/nope.xml"], "cannot read --in"),
-        (["--vcpus", "2", "--memory", "1G", "--topology", BIG, "--thread-policy", "maybe"], "prefer, isolate or require"),
+        (
+            ["--vcpus", "2", "--memory", "1G", "--topology", BIG, "--thread-policy", "maybe"],
+            "prefer, isolate or require",
+        ),
         (["--vcpus", "2", "--memory", "1G", "--topology", BIG, "--hugepages", "3M"], "2M or 1G"),
         (["--vcpus", "40", "--memory", "1G", "--topology", BIG], "does not fit"),
         (["--vcpus", "2", "--memory", "1G", "--topology", BIG, "--existing", __file__], "not well-formed"),
@@ -79,6 +82,15 @@ def test_host_plan_then_apply_with_backups(tmp_path: Path) -> None:
     # the changes fixed what they claimed to fix
     after = json.loads(redline("audit", "--root", str(root), "--json").stdout)
     status = {f["id"]: f["status"] for f in after["findings"]}
-    for fid in ("libvirt.max_workers", "libvirt.max_client_requests", "libvirt.max_clients", "host.swappiness",
-                "host.thp", "host.thp_defrag", "nova.conductor_workers", "nova.firewall_driver", "neutron.root_helper_daemon"):
+    for fid in (
+        "libvirt.max_workers",
+        "libvirt.max_client_requests",
+        "libvirt.max_clients",
+        "host.swappiness",
+        "host.thp",
+        "host.thp_defrag",
+        "nova.conductor_workers",
+        "nova.firewall_driver",
+        "neutron.root_helper_daemon",
+    ):
         assert status[fid] == "pass", fid

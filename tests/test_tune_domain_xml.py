@@ -17,7 +17,9 @@ TOPO = HERE / "fixtures" / "topology"
 BIG = load(str(TOPO / "2s-8c-2t-2nodes-nic-irq-0-1.json"))
 SMALL = load(str(TOPO / "1s-2c-nosmt.json"))
 
-needs_schema = pytest.mark.skipif(not SCHEMA.exists(), reason="libvirt schemas not installed (scripts/apt-packages.txt)")
+needs_schema = pytest.mark.skipif(
+    not SCHEMA.exists(), reason="libvirt schemas not installed (scripts/apt-packages.txt)"
+)
 
 
 def make(topo, vcpus=4, mem_kib=1 << 21, page=2048, mq=True, policy=ThreadPolicy.PREFER, base=None):
@@ -49,14 +51,17 @@ def test_preferred_numa_mode_without_hugepages() -> None:
 
 
 @needs_schema
-@pytest.mark.parametrize("topo,vcpus,policy", [
-    (SMALL, 1, ThreadPolicy.PREFER),
-    (BIG, 1, ThreadPolicy.PREFER),
-    (BIG, 2, ThreadPolicy.PREFER),
-    (BIG, 6, ThreadPolicy.ISOLATE),
-    (BIG, 12, ThreadPolicy.REQUIRE),
-    (BIG, 16, ThreadPolicy.PREFER),
-])
+@pytest.mark.parametrize(
+    "topo,vcpus,policy",
+    [
+        (SMALL, 1, ThreadPolicy.PREFER),
+        (BIG, 1, ThreadPolicy.PREFER),
+        (BIG, 2, ThreadPolicy.PREFER),
+        (BIG, 6, ThreadPolicy.ISOLATE),
+        (BIG, 12, ThreadPolicy.REQUIRE),
+        (BIG, 16, ThreadPolicy.PREFER),
+    ],
+)
 def test_generated_xml_validates(topo, vcpus, policy) -> None:
     dom, p = make(topo, vcpus=vcpus, policy=policy)
     assert validate(dom, topo, reserved=p.reserved) == []
@@ -70,15 +75,18 @@ def test_schema_rejects_what_libvirt_would() -> None:
     assert problems and problems[0].kind == "schema"
 
 
-@pytest.mark.parametrize("mutate,expect", [
-    (lambda d: d.find("./cputune/vcpupin").set("cpuset", "99"), "does not have"),
-    (lambda d: d.find("./numatune/memnode").set("cellid", "1"), "cellid 1 names no guest NUMA cell"),
-    (lambda d: d.find("./numatune/memory").set("nodeset", "5"), "host nodes [5]"),
-    (lambda d: d.find("./memoryBacking/hugepages/page").set("nodeset", "3"), "guest cells [3]"),
-    (lambda d: d.find("./cputune/vcpupin").set("cpuset", "0"), "kept free for the host"),
-    (lambda d: d.find("./cputune/vcpupin").set("cpuset", "24"), "span NUMA nodes"),
-    (lambda d: d.find("./cputune/vcpupin").set("vcpu", "9"), "names vCPU 9"),
-])
+@pytest.mark.parametrize(
+    "mutate,expect",
+    [
+        (lambda d: d.find("./cputune/vcpupin").set("cpuset", "99"), "does not have"),
+        (lambda d: d.find("./numatune/memnode").set("cellid", "1"), "cellid 1 names no guest NUMA cell"),
+        (lambda d: d.find("./numatune/memory").set("nodeset", "5"), "host nodes [5]"),
+        (lambda d: d.find("./memoryBacking/hugepages/page").set("nodeset", "3"), "guest cells [3]"),
+        (lambda d: d.find("./cputune/vcpupin").set("cpuset", "0"), "kept free for the host"),
+        (lambda d: d.find("./cputune/vcpupin").set("cpuset", "24"), "span NUMA nodes"),
+        (lambda d: d.find("./cputune/vcpupin").set("vcpu", "9"), "names vCPU 9"),
+    ],
+)
 def test_semantic_checks_catch_what_the_schema_misses(mutate, expect) -> None:
     dom, p = make(BIG)
     assert semantic_problems(dom, BIG, reserved=p.reserved) == []

@@ -19,8 +19,9 @@ from redline.lab.libvirtd import LibvirtDaemons
 HERE = Path(__file__).parent
 TOPO = HERE / "fixtures" / "topology"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("libvirtd"),
-                                reason="needs root and libvirt-daemon (scripts/apt-packages.txt)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("libvirtd"), reason="needs root and libvirt-daemon (scripts/apt-packages.txt)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +39,31 @@ def libvirtd(tmp_path_factory):
 
 
 def tune(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "redline", "tune", "domain", "--type", "qemu", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "redline", "tune", "domain", "--type", "qemu", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 CASES = [
     ("rl-small-1", "1s-2c-nosmt.json", ["--vcpus", "1", "--memory", "512", "--hugepages", "2M"]),
-    ("rl-big-core", "2s-8c-2t-2nodes-nic-irq-0-1.json", ["--vcpus", "2", "--memory", "1G", "--hugepages", "2M", "--multiqueue"]),
-    ("rl-big-socket", "2s-8c-2t-2nodes-nic-irq-0-1.json", ["--vcpus", "8", "--memory", "2G", "--multiqueue", "--thread-policy", "isolate"]),
-    ("rl-big-node", "2s-8c-2t-2nodes-nic-irq-0-1.json", ["--vcpus", "10", "--memory", "4G", "--hugepages", "2M", "--thread-policy", "require"]),
+    (
+        "rl-big-core",
+        "2s-8c-2t-2nodes-nic-irq-0-1.json",
+        ["--vcpus", "2", "--memory", "1G", "--hugepages", "2M", "--multiqueue"],
+    ),
+    (
+        "rl-big-socket",
+        "2s-8c-2t-2nodes-nic-irq-0-1.json",
+        ["--vcpus", "8", "--memory", "2G", "--multiqueue", "--thread-policy", "isolate"],
+    ),
+    (
+        "rl-big-node",
+        "2s-8c-2t-2nodes-nic-irq-0-1.json",
+        ["--vcpus", "10", "--memory", "4G", "--hugepages", "2M", "--thread-policy", "require"],
+    ),
 ]
 
 
@@ -65,8 +82,9 @@ def test_virsh_define_accepts_generated_xml(libvirtd, tmp_path: Path) -> None:
         libvirtd.defined.append(name)
         back = etree.fromstring(libvirtd.virsh("dumpxml", name).stdout.encode())
         sent = etree.parse(str(out)).getroot()
-        assert [e.get("cpuset") for e in back.iterfind("./cputune/vcpupin")] == \
-               [e.get("cpuset") for e in sent.iterfind("./cputune/vcpupin")]
+        assert [e.get("cpuset") for e in back.iterfind("./cputune/vcpupin")] == [
+            e.get("cpuset") for e in sent.iterfind("./cputune/vcpupin")
+        ]
         assert back.find("./memoryBacking/nosharepages") is not None
         assert back.find("./numatune/memory").get("nodeset") == sent.find("./numatune/memory").get("nodeset")
         assert back.find("./devices/disk/driver").get("io") == "native"
@@ -80,9 +98,11 @@ def test_virsh_define_accepts_generated_xml(libvirtd, tmp_path: Path) -> None:
 def test_libvirtd_rejects_a_broken_domain(libvirtd, tmp_path: Path) -> None:
     # The define path can fail: a guest NUMA cell naming vCPUs the guest does not have is refused.
     bad = tmp_path / "bad.xml"
-    bad.write_text("<domain type='qemu'><name>rl-bad</name><memory>65536</memory><vcpu>1</vcpu>"
-                   "<cpu><numa><cell id='0' cpus='0-3' memory='65536'/></numa></cpu>"
-                   "<os><type>hvm</type></os></domain>")
+    bad.write_text(
+        "<domain type='qemu'><name>rl-bad</name><memory>65536</memory><vcpu>1</vcpu>"
+        "<cpu><numa><cell id='0' cpus='0-3' memory='65536'/></numa></cpu>"
+        "<os><type>hvm</type></os></domain>"
+    )
     r = libvirtd.virsh("define", str(bad))
     if r.returncode == 0:
         libvirtd.defined.append("rl-bad")

@@ -21,6 +21,7 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
     """An uncompressed .npz (fast to write and read), renamed into place once complete."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        # numpy's default, spelt out so that no entry of **arrays can be taken for it
+        np.savez(fh, allow_pickle=True, **arrays)
     os.replace(tmp, path)
     return path

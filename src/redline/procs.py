@@ -28,10 +28,14 @@ POLL_S = 0.05
 
 
 @overload
-def wait_until(predicate: Callable[[], T], timeout_s: float, interval_s: float = POLL_S, what: None = None) -> T | None: ...
+def wait_until(
+    predicate: Callable[[], T], timeout_s: float, interval_s: float = POLL_S, what: None = None
+) -> T | None: ...
 @overload
 def wait_until(predicate: Callable[[], T], timeout_s: float, interval_s: float = POLL_S, *, what: str) -> T: ...
-def wait_until(predicate: Callable[[], T], timeout_s: float, interval_s: float = POLL_S, what: str | None = None) -> T | None:
+def wait_until(
+    predicate: Callable[[], T], timeout_s: float, interval_s: float = POLL_S, what: str | None = None
+) -> T | None:
     """The predicate's first truthy value, asked every `interval_s` until `timeout_s` has passed.
 
     It is asked at least once, and once more at the deadline. On timeout: None, or, given
@@ -56,7 +60,8 @@ def alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        running: bool = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return running
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
@@ -85,7 +90,13 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
-def stop(*pids: int, timeout_s: float = STOP_TIMEOUT_S, sig: int = signal.SIGTERM, children: bool = False, group: bool = False) -> None:
+def stop(
+    *pids: int,
+    timeout_s: float = STOP_TIMEOUT_S,
+    sig: int = signal.SIGTERM,
+    children: bool = False,
+    group: bool = False,
+) -> None:
     """Send `sig` to each pid, wait up to `timeout_s` for them to go, then SIGKILL what is left.
 
     children: its direct children are SIGKILLed at the end as well, even when the process
@@ -121,7 +132,8 @@ def _process(pid: int) -> psutil.Process | None:
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:
     try:
-        return proc.children()
+        children: list[psutil.Process] = proc.children()
+        return children
     except psutil.NoSuchProcess:
         return []
 

@@ -87,9 +87,7 @@ def single_threaded_bottlenecks(
         median_pct = float(np.median(pct[pinned]))
         is_generator = any(g in config.generator_groups for g in proc.groups)
         groups = ", ".join(proc.groups) or "no group"
-        threads = (
-            "a single thread" if proc.threads == 1 else f"{proc.threads} threads, yet no more than one core"
-        )
+        threads = "a single thread" if proc.threads == 1 else f"{proc.threads} threads, yet no more than one core"
         evidence = (
             f"{proc.label} [{groups}] used ≥ {config.pinned_pct:.0f} % of one core in {n_pinned} of "
             f"{n_alive} samples (median {median_pct:.1f} %), with {threads}",

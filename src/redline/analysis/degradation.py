@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,7 +53,6 @@ from redline.analysis.stats import (
 )
 from redline.model.samples import NOT_SET, RequestOutcome, Samples
 from redline.model.verdict import State, Verdict
-
 
 _NS = 1e9
 
@@ -220,7 +219,11 @@ def _latency_summary_ms(latency_s: np.ndarray) -> dict[str, float | None]:
 
 
 def _generator_bound(
-    health: GeneratorHealthLike | None, criterion: str, target_state: State, target_reasons: list[str], figures: dict
+    health: GeneratorHealthLike | None,
+    criterion: str,
+    target_state: State,
+    target_reasons: list[str],
+    figures: dict[str, Any],
 ) -> Verdict | None:
     if health is None or not health.generator_bound:
         return None
@@ -337,7 +340,7 @@ def _baseline(values: np.ndarray, k: int) -> float:
 
 
 def _trend_check(
-    label: str, t: np.ndarray, y_s: np.ndarray, criterion: RobustCriterion, figures: dict
+    label: str, t: np.ndarray, y_s: np.ndarray, criterion: RobustCriterion, figures: dict[str, Any]
 ) -> _Check:
     n_finite = int(np.count_nonzero(np.isfinite(y_s)))
     if n_finite < criterion.min_trend_windows:
@@ -376,7 +379,7 @@ def _trend_check(
     return _Check(f"trend_{label}", True, f"{text}: {why}")
 
 
-def _trend_figures(tr: Trend, base: float, rise: float, limit: float, t0: float, t1: float) -> dict:
+def _trend_figures(tr: Trend, base: float, rise: float, limit: float, t0: float, t1: float) -> dict[str, Any]:
     return {
         "tested": True,
         "windows": tr.n,
@@ -406,11 +409,18 @@ def _backlog_series(samples: Samples, measure_from_ns: int, width_s: float, n_wi
     instants = measure_from_ns + (offsets * _NS).astype(np.int64)
     done = np.where(rows.done_ns == NOT_SET, -1, rows.done_ns)
     counts = in_flight(instants, rows.intended_ns, done)
-    return counts.reshape(n_windows, per).mean(axis=1)
+    per_window: np.ndarray = counts.reshape(n_windows, per).mean(axis=1)
+    return per_window
 
 
 def _backlog_check(
-    samples: Samples, w: _Window, offered_rps: float, width_s: float, t: np.ndarray, criterion: RobustCriterion, figures: dict
+    samples: Samples,
+    w: _Window,
+    offered_rps: float,
+    width_s: float,
+    t: np.ndarray,
+    criterion: RobustCriterion,
+    figures: dict[str, Any],
 ) -> _Check:
     level = _backlog_series(samples, samples.measure_from_ns, width_s, len(t))
     lat = w.latency_s[w.completed]
@@ -488,7 +498,9 @@ def robust_verdict(
     completion = figures["completed"] / w.n
     figures["completion_ratio"] = finite_or_none(completion, 6)
     unanswered = w.n - figures["completed"]
-    detail = f"{figures['completed']} of {w.n} requests answered ({completion:.2%}, limit {criterion.min_completion:.0%})"
+    detail = (
+        f"{figures['completed']} of {w.n} requests answered ({completion:.2%}, limit {criterion.min_completion:.0%})"
+    )
     if figures["unsent_backlog"]:
         detail += f"; {figures['unsent_backlog']} never left the generator's queue"
     if completion < criterion.min_completion:
@@ -516,9 +528,13 @@ def robust_verdict(
         if p99 is None:
             checks.append(_Check("slo", None, "p99 SLO not tested: no answered request"))
         elif p99 > criterion.slo_p99_ms:
-            checks.append(_Check("slo", False, f"p99 latency {p99:.1f} ms breaks the SLO of {criterion.slo_p99_ms:g} ms"))
+            checks.append(
+                _Check("slo", False, f"p99 latency {p99:.1f} ms breaks the SLO of {criterion.slo_p99_ms:g} ms")
+            )
         else:
-            checks.append(_Check("slo", True, f"p99 latency {p99:.1f} ms within the SLO of {criterion.slo_p99_ms:g} ms"))
+            checks.append(
+                _Check("slo", True, f"p99 latency {p99:.1f} ms within the SLO of {criterion.slo_p99_ms:g} ms")
+            )
 
     figures["checks"] = {c.name: {True: "pass", False: "fail", None: "not tested"}[c.passed] for c in checks}
     failed = [c.reason for c in checks if c.passed is False]
@@ -529,7 +545,7 @@ def robust_verdict(
     return bound or Verdict(state, name, tuple(reasons), figures)
 
 
-def _throughput_check(samples: Samples, w: _Window, criterion: RobustCriterion, figures: dict) -> _Check:
+def _throughput_check(samples: Samples, w: _Window, criterion: RobustCriterion, figures: dict[str, Any]) -> _Check:
     """Answers that arrived inside the window against the requests they answer.
 
     A target that keeps up answers, inside the window, the requests sent one latency
@@ -601,9 +617,7 @@ def early_stop(
     """
     criterion = RobustCriterion() if criterion is None else criterion
     limit = criterion.max_error_ratio if isinstance(criterion, RobustCriterion) else 0.0
-    rows = samples.select(
-        (samples.intended_ns <= now_ns) & (samples.outcome != RequestOutcome.UNSENT_INTERRUPTED)
-    )
+    rows = samples.select((samples.intended_ns <= now_ns) & (samples.outcome != RequestOutcome.UNSENT_INTERRUPTED))
     measured = rows.intended_ns >= rows.measure_from_ns
     n_err = int(np.count_nonzero(rows.errors & measured))
     figures: dict[str, Any] = {"errors": n_err, "error_limit": limit}
@@ -626,7 +640,7 @@ def early_stop(
     # times is still mostly unanswered at `now`, so its latencies would be censored.
     # A window with nothing finished reads as the age of the oldest open request, which
     # is what a stalled server's next answer will at least cost.
-    full = int(math.floor((now_ns - rows.start_ns) / _NS / config.window_s))
+    full = math.floor((now_ns - rows.start_ns) / _NS / config.window_s)
     figures["full_windows"] = full
     finished = (rows.done_ns != NOT_SET) & (rows.done_ns <= now_ns)
     if full >= config.min_windows and np.any(finished):

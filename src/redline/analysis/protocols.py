@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from redline.analysis.degradation import Criterion, PaperCriterion, RobustCriterion
 from redline.analysis.search import SearchConfig
@@ -25,7 +26,7 @@ class SearchProtocol:
             return self.full_warmup_s, self.full_window_s
         return self.short_warmup_s, self.short_window_s
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "short_warmup_s": self.short_warmup_s,

@@ -44,11 +44,7 @@ def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: 
     counts = np.bincount(m.outcome.astype(np.int64), minlength=len(RequestOutcome))
     outcomes = {o.name.lower(): int(counts[o]) for o in RequestOutcome if counts[o]}
     errors = int(np.count_nonzero(m.errors))
-    unsent = {
-        o.name.lower(): Unsent(int(counts[o]), UNSENT_REASONS[o])
-        for o in UNSENT_REASONS
-        if counts[o]
-    }
+    unsent = {o.name.lower(): Unsent(int(counts[o]), UNSENT_REASONS[o]) for o in UNSENT_REASONS if counts[o]}
     statuses = np.unique(m.status[completed], return_counts=True)
     per_s = 1.0 / window_s if window_s > 0 else 0.0  # a run stopped before its window began
     return RunSummary(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from redline.model.storm import Interval, ScaleFit, usl
 
@@ -46,8 +47,9 @@ def _start(n: np.ndarray, x: np.ndarray, with_kappa: bool) -> list[float]:
 def _fit(n: np.ndarray, x: np.ndarray, with_kappa: bool) -> tuple[float, float, float]:
     from scipy.optimize import least_squares
 
-    def resid(p):
-        return np.log(usl(n, p[0], p[1], p[2] if with_kappa else 0.0) / x)
+    def resid(p: np.ndarray) -> np.ndarray:
+        log_ratio: np.ndarray = np.log(usl(n, p[0], p[1], p[2] if with_kappa else 0.0) / x)
+        return log_ratio
 
     p0 = _start(n, x, with_kappa)
     lo = [1e-12, 0.0, 0.0][: len(p0)]
@@ -56,7 +58,7 @@ def _fit(n: np.ndarray, x: np.ndarray, with_kappa: bool) -> tuple[float, float, 
     return float(r.x[0]), float(r.x[1]), float(r.x[2]) if with_kappa else 0.0
 
 
-def fit(n, x, model: str = "usl", boot: int = BOOT, seed: int = 1) -> ScaleFit:
+def fit(n: ArrayLike, x: ArrayLike, model: str = "usl", boot: int = BOOT, seed: int = 1) -> ScaleFit:
     """Fit `model` ("usl" or "amdahl") to throughputs `x` at sizes `n` (sizes may repeat)."""
     n = np.asarray(n, float)
     x = np.asarray(x, float)
@@ -101,7 +103,7 @@ def fit(n, x, model: str = "usl", boot: int = BOOT, seed: int = 1) -> ScaleFit:
                     float(np.sqrt(np.mean(logres**2))), dof, method, len(draws))  # fmt: skip
 
 
-def slowdowns(n, t) -> list[tuple[int, float]]:
+def slowdowns(n: ArrayLike, t: ArrayLike) -> list[tuple[int, float]]:
     """(N, median T(N) / median T(smallest N)) for each larger size."""
     n = np.asarray(n, float)
     t = np.asarray(t, float)
@@ -110,8 +112,11 @@ def slowdowns(n, t) -> list[tuple[int, float]]:
     return [(int(s), float(np.median(t[n == s])) / base) for s in np.unique(n) if s != n0]
 
 
-def sentences(n, t) -> list[str]:
+def sentences(n: ArrayLike, t: ArrayLike) -> list[str]:
     """Plain statements such as "16 instances took 11.2× as long as 1 (ideal 1×; fully serial 16×)"."""
     n0 = int(np.min(np.asarray(n, float)))
     unit = "instance" if n0 == 1 else "instances"
-    return [f"{k} instances took {r:.1f}× as long as {n0} {unit} (ideal 1×; fully serial {k / n0:.0f}×)" for k, r in slowdowns(n, t)]
+    return [
+        f"{k} instances took {r:.1f}× as long as {n0} {unit} (ideal 1×; fully serial {k / n0:.0f}×)"
+        for k, r in slowdowns(n, t)
+    ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from redline.model.capacity import SearchOutcome, SearchState
+from redline.model.capacity import SearchOutcome
 
 Phase = Literal["bracket", "bisect", "confirm"]
 ProbeState = Literal["stable", "degraded", "inconclusive"]
@@ -100,8 +100,7 @@ def _known(history: list[ProbeRecord], full_only: bool = False) -> tuple[float |
     top_full_stable = max(full_stable, default=float("-inf"))
     low_full_degraded = min(full_degraded, default=float("inf"))
     stable = full_stable + [
-        p.rate for p in history
-        if not full_only and not p.full and p.state == "stable" and p.rate < low_full_degraded
+        p.rate for p in history if not full_only and not p.full and p.state == "stable" and p.rate < low_full_degraded
     ]
     degraded = full_degraded + [
         p.rate for p in history if not p.full and p.state == "degraded" and p.rate > top_full_stable
@@ -147,9 +146,7 @@ def next_step(config: SearchConfig, history: list[ProbeRecord]) -> Step | Search
         floor = config.min_rate if config.min_rate is not None else config.floor_rate
         tried_floor = any(p.rate <= floor and p.state == "degraded" for p in history)
         if tried_floor:
-            return SearchOutcome(
-                "never_stable", None, f"even {floor:g}/s degraded: the target sustained no rate tried"
-            )
+            return SearchOutcome("never_stable", None, f"even {floor:g}/s degraded: the target sustained no rate tried")
         rate = max(floor, (floor + hi) / 2 if fixed else hi / config.growth)
         if hi - rate <= config.step(rate) and rate > floor:
             rate = floor
@@ -205,9 +202,7 @@ def _confirm_or_finish(
     if full.get(n) != "stable":
         return Step(n, "confirm", True)
     if at_bound:
-        return SearchOutcome(
-            "at_upper_bound", n, f"{n:g}/s, the upper bound of the search, was sustained: N ≥ {n:g}/s"
-        )
+        return SearchOutcome("at_upper_bound", n, f"{n:g}/s, the upper bound of the search, was sustained: N ≥ {n:g}/s")
     above = config.round(n + config.step(n))
     if hi is not None and above > hi:
         above = hi

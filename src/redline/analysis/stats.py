@@ -51,9 +51,7 @@ def window_index(t_s: np.ndarray, start_s: float, width_s: float, n: int) -> np.
     return np.clip(idx, 0, n - 1)
 
 
-def grouped_quantiles(
-    groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
-) -> np.ndarray:
+def grouped_quantiles(groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]) -> np.ndarray:
     """Quantiles of `values` within each group, as a (len(qs), n_groups) array.
 
     Same interpolation as `np.percentile(..., method="linear")`; NaN for empty groups.
@@ -89,7 +87,7 @@ def make_windows(
     `t_s` is the intended time of every row (seconds from the window start), `latency_s`
     is read only where `completed` is true.
     """
-    n = max(1, int(math.floor(span_s / width_s + 1e-9)))
+    n = max(1, math.floor(span_s / width_s + 1e-9))
     idx = window_index(t_s, 0.0, width_s, n)
     offered = np.bincount(idx, minlength=n)
     done = np.bincount(idx[completed], minlength=n)

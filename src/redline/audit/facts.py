@@ -56,7 +56,11 @@ def guest_pins(s: Snapshot) -> dict[str, frozenset[int]]:
             out[path] = frozenset(cpus)
     nova = ini(s, "/etc/nova/nova.conf")
     if nova:
-        for section, key in (("compute", "cpu_dedicated_set"), ("compute", "cpu_shared_set"), ("DEFAULT", "vcpu_pin_set")):
+        for section, key in (
+            ("compute", "cpu_dedicated_set"),
+            ("compute", "cpu_shared_set"),
+            ("DEFAULT", "vcpu_pin_set"),
+        ):
             value = get(nova, section, key)
             if value:
                 out[f"/etc/nova/nova.conf [{section}] {key}"] = parse_cpuset(value)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from redline.audit.facts import guest_pins, has_kernel_view, numa_nodes, online_cpus
-from redline.model.finding import Change, Severity
 from redline.audit.parse import bracketed, format_cpuset, parse_cpuset, parse_interrupts
 from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
+from redline.model.finding import Change, Severity
 
 SEED002 = "seed 002 (Nova/KVM tuning)"
 RHEL_TUNING = "RHEL Virtualization Tuning and Optimization Guide"
@@ -64,8 +64,7 @@ def thp(s: Snapshot, p: AuditParams) -> CheckOutcome:
         return bad(
             Severity.LOW,
             why,
-            "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (or always), or give "
-            "guests static huge pages.",
+            "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (or always), or give guests static huge pages.",
             ev(f"{THP}/enabled", raw),
             changes=(Change("write", f"{THP}/enabled", "madvise"),),
         )
@@ -159,7 +158,10 @@ def cpufreq_governor(s: Snapshot, p: AuditParams) -> CheckOutcome:
     for path in paths:
         cpu = path.split("/")[5]
         govs.setdefault(s.value(path) or "?", []).append(cpu)
-    evidence = [ev("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor", f"{g}: {len(c)} CPUs") for g, c in sorted(govs.items())]
+    evidence = [
+        ev("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor", f"{g}: {len(c)} CPUs")
+        for g, c in sorted(govs.items())
+    ]
     why = (
         "Power-saving governors ramp frequency up only after load is seen, so bursty guest work "
         "(boot storms, request spikes) runs at low clock first."
@@ -176,7 +178,9 @@ def cpufreq_governor(s: Snapshot, p: AuditParams) -> CheckOutcome:
     )
 
 
-@check("host.vhost_net_device", "/dev/vhost-net present", SEED002 + " (vhost_net: lower latency, ~8x virtio throughput)")
+@check(
+    "host.vhost_net_device", "/dev/vhost-net present", SEED002 + " (vhost_net: lower latency, ~8x virtio throughput)"
+)
 def vhost_net_device(s: Snapshot, p: AuditParams) -> CheckOutcome:
     why = (
         "Without /dev/vhost-net, virtio-net packets are processed in QEMU's userspace thread "
@@ -186,7 +190,9 @@ def vhost_net_device(s: Snapshot, p: AuditParams) -> CheckOutcome:
         return skip(NO_KERNEL_VIEW)
     if s.exists("/dev/vhost-net"):
         return ok(why, ev("/dev/vhost-net", "present"))
-    return bad(Severity.MEDIUM, why, "modprobe vhost_net (and add it to /etc/modules-load.d).", ev("/dev/vhost-net", "absent"))
+    return bad(
+        Severity.MEDIUM, why, "modprobe vhost_net (and add it to /etc/modules-load.d).", ev("/dev/vhost-net", "absent")
+    )
 
 
 @check("host.vhost_net_module", "vhost_net module loaded", SEED002)
@@ -196,7 +202,12 @@ def vhost_net_module(s: Snapshot, p: AuditParams) -> CheckOutcome:
         return skip(NO_KERNEL_VIEW)
     if s.exists("/sys/module/vhost_net"):
         return ok(why, ev("/sys/module/vhost_net", "loaded"))
-    return bad(Severity.MEDIUM, why, "modprobe vhost_net; echo vhost_net > /etc/modules-load.d/vhost_net.conf", ev("/sys/module/vhost_net", "not loaded"))
+    return bad(
+        Severity.MEDIUM,
+        why,
+        "modprobe vhost_net; echo vhost_net > /etc/modules-load.d/vhost_net.conf",
+        ev("/sys/module/vhost_net", "not loaded"),
+    )
 
 
 @check("host.kvm", "/dev/kvm usable", "libvirt virt-host-validate; " + SEED002)
@@ -215,12 +226,17 @@ def kvm(s: Snapshot, p: AuditParams) -> CheckOutcome:
     )
 
 
-SCHEDULER_ADVICE = {True: {"mq-deadline", "bfq", "deadline", "cfq", "kyber"}, False: {"none", "noop", "mq-deadline", "deadline", "kyber"}}
+SCHEDULER_ADVICE = {
+    True: {"mq-deadline", "bfq", "deadline", "cfq", "kyber"},
+    False: {"none", "noop", "mq-deadline", "deadline", "kyber"},
+}
 
 
 @check("host.io_scheduler", "I/O scheduler per disk", SEED002 + " (noop/deadline/cfq)")
 def io_scheduler(s: Snapshot, p: AuditParams) -> CheckOutcome:
-    paths = [x for x in s.glob("/sys/block/*/queue/scheduler") if not re.match(r"/sys/block/(loop|ram|zram|dm-|md|sr)", x)]
+    paths = [
+        x for x in s.glob("/sys/block/*/queue/scheduler") if not re.match(r"/sys/block/(loop|ram|zram|dm-|md|sr)", x)
+    ]
     if not paths:
         return skip("no physical block devices with a scheduler")
     evidence = []
@@ -244,7 +260,13 @@ def io_scheduler(s: Snapshot, p: AuditParams) -> CheckOutcome:
     )
     if not wrong:
         return ok(why, *evidence)
-    return bad(Severity.LOW, why, f"Change the scheduler of {', '.join(wrong)} (echo mq-deadline|none > /sys/block/DISK/queue/scheduler; persist with a udev rule).", *evidence, changes=tuple(changes))
+    return bad(
+        Severity.LOW,
+        why,
+        f"Change the scheduler of {', '.join(wrong)} (echo mq-deadline|none > /sys/block/DISK/queue/scheduler; persist with a udev rule).",
+        *evidence,
+        changes=tuple(changes),
+    )
 
 
 def _irq_cpus(s: Snapshot) -> dict[int, frozenset[int]]:
@@ -265,7 +287,11 @@ def _irq_cpus(s: Snapshot) -> dict[int, frozenset[int]]:
     return out
 
 
-@check("host.irq_on_guest_cpus", "device interrupts on CPUs guests are pinned to", SEED002 + " (IRQ tuning: keep guests off NIC IRQ CPUs)")
+@check(
+    "host.irq_on_guest_cpus",
+    "device interrupts on CPUs guests are pinned to",
+    SEED002 + " (IRQ tuning: keep guests off NIC IRQ CPUs)",
+)
 def irq_on_guest_cpus(s: Snapshot, p: AuditParams) -> CheckOutcome:
     pins = guest_pins(s)
     if not pins:
@@ -281,7 +307,11 @@ def irq_on_guest_cpus(s: Snapshot, p: AuditParams) -> CheckOutcome:
         "pinned to it: jitter inside the guest and slower interrupt handling for everyone."
     )
     if not hits:
-        return ok(why, *evidence, ev("/proc/irq/*/effective_affinity_list", f"{len(irqs)} active device IRQs, none on guest CPUs"))
+        return ok(
+            why,
+            *evidence,
+            ev("/proc/irq/*/effective_affinity_list", f"{len(irqs)} active device IRQs, none on guest CPUs"),
+        )
     shown = ", ".join(f"{irq}->{format_cpuset(c)}" for irq, c in sorted(hits.items())[:12])
     return bad(
         Severity.MEDIUM,
@@ -308,7 +338,12 @@ def guest_cpu0(s: Snapshot, p: AuditParams) -> CheckOutcome:
     evidence = [ev(k, format_cpuset(v)) for k, v in pins.items()]
     if not users:
         return ok(why, *evidence)
-    return bad(Severity.LOW, why, "Remove CPU0 from guest pinning (nova: cpu_dedicated_set/cpu_shared_set without 0).", *evidence)
+    return bad(
+        Severity.LOW,
+        why,
+        "Remove CPU0 from guest pinning (nova: cpu_dedicated_set/cpu_shared_set without 0).",
+        *evidence,
+    )
 
 
 @check("host.swappiness", "vm.swappiness", "tuned virtual-host profile (vm.swappiness=10)")
@@ -323,11 +358,20 @@ def swappiness(s: Snapshot, p: AuditParams) -> CheckOutcome:
     )
     if v <= 10:
         return ok(why, ev(path, v))
-    return bad(Severity.LOW, why, "sysctl -w vm.swappiness=10 and persist in /etc/sysctl.d.", ev(path, v),
-               changes=(Change("write", path, "10", persist="vm.swappiness"),))
+    return bad(
+        Severity.LOW,
+        why,
+        "sysctl -w vm.swappiness=10 and persist in /etc/sysctl.d.",
+        ev(path, v),
+        changes=(Change("write", path, "10", persist="vm.swappiness"),),
+    )
 
 
-@check("host.dirty_ratios", "vm.dirty_ratio / vm.dirty_background_ratio", "tuned virtual-host profile (dirty_background_ratio=5)")
+@check(
+    "host.dirty_ratios",
+    "vm.dirty_ratio / vm.dirty_background_ratio",
+    "tuned virtual-host profile (dirty_background_ratio=5)",
+)
 def dirty_ratios(s: Snapshot, p: AuditParams) -> CheckOutcome:
     bg_path, hard_path = "/proc/sys/vm/dirty_background_ratio", "/proc/sys/vm/dirty_ratio"
     bg, hard = _int(s, bg_path), _int(s, hard_path)
@@ -340,8 +384,13 @@ def dirty_ratios(s: Snapshot, p: AuditParams) -> CheckOutcome:
     evidence = (ev(bg_path, bg), ev(hard_path, hard))
     if bg <= 5 and hard > bg:
         return ok(why, *evidence)
-    return bad(Severity.INFO, why, "sysctl -w vm.dirty_background_ratio=5 (tuned virtual-host value), keep dirty_ratio above it.", *evidence,
-               changes=(Change("write", bg_path, "5", persist="vm.dirty_background_ratio"),))
+    return bad(
+        Severity.INFO,
+        why,
+        "sysctl -w vm.dirty_background_ratio=5 (tuned virtual-host value), keep dirty_ratio above it.",
+        *evidence,
+        changes=(Change("write", bg_path, "5", persist="vm.dirty_background_ratio"),),
+    )
 
 
 GOOD_PROFILES = {"virtual-host", "cpu-partitioning", "realtime-virtual-host", "cpu-partitioning-powersave"}

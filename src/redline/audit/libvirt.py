@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from redline.model.finding import Change, Evidence, Severity
 from redline.audit.parse import parse_libvirt_conf, parse_version
 from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
+from redline.model.finding import Change, Evidence, Severity
 
 LIBVIRTD_CONF = "/etc/libvirt/libvirtd.conf"
 VIRTQEMUD_CONF = "/etc/libvirt/virtqemud.conf"
@@ -129,7 +129,9 @@ def max_requests(s: Snapshot, p: AuditParams) -> CheckOutcome:
     )
 
 
-@check("libvirt.security_driver", "QEMU security driver", "seed 000 (global security driver lock); libvirt qemu.conf docs")
+@check(
+    "libvirt.security_driver", "QEMU security driver", "seed 000 (global security driver lock); libvirt qemu.conf docs"
+)
 def security_driver(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
@@ -146,20 +148,27 @@ def security_driver(s: Snapshot, p: AuditParams) -> CheckOutcome:
         "starts. 'none' is faster to start guests and removes that confinement: a security risk."
     )
     if value == "none":
-        return ok("security_driver is 'none': guest starts do not serialise on the security "
-                  "driver lock, at the cost of no sVirt confinement. " + tradeoff, ev(QEMU_CONF, shown))
+        return ok(
+            "security_driver is 'none': guest starts do not serialise on the security "
+            "driver lock, at the cost of no sVirt confinement. " + tradeoff,
+            ev(QEMU_CONF, shown),
+        )
     return bad(
         Severity.LOW,
         tradeoff,
         "Only where guests and images are trusted and boot throughput matters more than "
-        "confinement: set `security_driver = \"none\"` in /etc/libvirt/qemu.conf and restart. "
+        'confinement: set `security_driver = "none"` in /etc/libvirt/qemu.conf and restart. '
         "Otherwise keep it and accept slower parallel starts.",
         ev(QEMU_CONF, shown),
         changes=(Change("conf", QEMU_CONF, '"none"', key="security_driver"),),
     )
 
 
-@check("libvirt.cgroups", "cgroup hierarchy used for guests", "seed 000 (cgroup membership ~10 s per VM at 20 in parallel); libvirt cgroups docs")
+@check(
+    "libvirt.cgroups",
+    "cgroup hierarchy used for guests",
+    "seed 000 (cgroup membership ~10 s per VM at 20 in parallel); libvirt cgroups docs",
+)
 def cgroups(s: Snapshot, p: AuditParams) -> CheckOutcome:
     if not installed(s):
         return skip("libvirt is not installed")
@@ -180,8 +189,18 @@ def cgroups(s: Snapshot, p: AuditParams) -> CheckOutcome:
     qemu = parse_libvirt_conf(s.text(QEMU_CONF) or "")
     controllers = qemu.get("cgroup_controllers")
     evidence = [
-        ev("/proc/mounts", "cgroup v2 unified at /sys/fs/cgroup" if unified_at_root else f"cgroup v1 controllers: {','.join(v1) or 'none'}"),
-        ev(QEMU_CONF, f"cgroup_controllers = {controllers}" if controllers is not None else "cgroup_controllers not set (all available)"),
+        ev(
+            "/proc/mounts",
+            "cgroup v2 unified at /sys/fs/cgroup"
+            if unified_at_root
+            else f"cgroup v1 controllers: {','.join(v1) or 'none'}",
+        ),
+        ev(
+            QEMU_CONF,
+            f"cgroup_controllers = {controllers}"
+            if controllers is not None
+            else "cgroup_controllers not set (all available)",
+        ),
     ]
     why = (
         "libvirt moves every QEMU thread into cgroups at start; moving tasks between cgroups "
@@ -195,7 +214,7 @@ def cgroups(s: Snapshot, p: AuditParams) -> CheckOutcome:
         Severity.LOW,
         why,
         "Boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1), or limit "
-        "qemu.conf cgroup_controllers to what nova uses: [ \"cpu\", \"cpuacct\", \"cpuset\", \"memory\" ].",
+        'qemu.conf cgroup_controllers to what nova uses: [ "cpu", "cpuacct", "cpuset", "memory" ].',
         *evidence,
     )
 

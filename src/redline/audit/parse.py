@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 
 # The CPU list syntax belongs to tune/; the checks import it from here with the other formats.
-from redline.tune.cpulist import format_cpuset as format_cpuset, parse_cpuset as parse_cpuset
+from redline.tune.cpulist import format_cpuset as format_cpuset
+from redline.tune.cpulist import parse_cpuset as parse_cpuset
 
 
 def parse_libvirt_conf(text: str) -> dict[str, str]:
@@ -111,7 +112,7 @@ def parse_interrupts(text: str) -> list[IrqLine]:
             if not f.isdigit():
                 break
             counts.append(int(f))
-        name = " ".join(fields[len(counts):])
+        name = " ".join(fields[len(counts) :])
         out.append(IrqLine(irq.strip(), tuple(counts), name))
     return out
 

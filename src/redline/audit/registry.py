@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from redline.model.finding import Change, Evidence, Finding, Severity, Status
 from redline.audit.snapshot import Snapshot
+from redline.model.finding import Change, Evidence, Finding, Severity, Status
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,7 @@ def ok(why: str, *evidence: Evidence) -> CheckOutcome:
     return CheckOutcome(Status.PASS, tuple(evidence), why)
 
 
-def bad(
-    severity: Severity, why: str, fix: str, *evidence: Evidence, changes: tuple[Change, ...] = ()
-) -> CheckOutcome:
+def bad(severity: Severity, why: str, fix: str, *evidence: Evidence, changes: tuple[Change, ...] = ()) -> CheckOutcome:
     return CheckOutcome(Status.FAIL, tuple(evidence), why, fix, severity, changes)
 
 
@@ -71,11 +69,13 @@ def skip(why: str, *evidence: Evidence) -> CheckOutcome:
 
 def run_checks(snap: Snapshot, params: AuditParams = AuditParams()) -> tuple[Finding, ...]:
     # Importing the areas fills REGISTRY; done here so that importing the model stays cheap.
-    from redline.audit import libvirt  # noqa: F401
-    from redline.audit import host  # noqa: F401
-    from redline.audit import nova  # noqa: F401
-    from redline.audit import keystone  # noqa: F401
-    from redline.audit import neutron  # noqa: F401
+    from redline.audit import (
+        host,  # noqa: F401
+        keystone,  # noqa: F401
+        libvirt,  # noqa: F401
+        neutron,  # noqa: F401
+        nova,  # noqa: F401
+    )
 
     findings = []
     for c in REGISTRY:

@@ -26,8 +26,8 @@ def to_text(report: AuditReport, verbose: bool = False) -> str:
     out: list[str] = []
     counts = report.to_json()["summary"]
     out.append(
-        f"redline audit of {report.root}: {counts['fail']} findings, {counts['pass']} ok, "  # type: ignore[index]
-        f"{counts['skip']} not applicable ({report.elapsed_s:.2f} s)"  # type: ignore[index]
+        f"redline audit of {report.root}: {counts['fail']} findings, {counts['pass']} ok, "
+        f"{counts['skip']} not applicable ({report.elapsed_s:.2f} s)"
     )
     for f in _sorted(report):
         if f.status is Status.FAIL:

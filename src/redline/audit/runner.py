@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from redline.model.audit import AuditReport
 from redline.audit.registry import AuditParams, run_checks
 from redline.audit.snapshot import collect
+from redline.model.audit import AuditReport
 
 
 def audit(root: str | os.PathLike[str] = "/", params: AuditParams = AuditParams()) -> AuditReport:

@@ -10,10 +10,10 @@ import fcntl
 import glob
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from redline.errors import UserError
 

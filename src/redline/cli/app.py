@@ -27,7 +27,9 @@ def _print_version(wanted: bool) -> None:
 
 @app.callback()
 def _options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     # No docstring: the app's help above stays the text of `redline --help`.
     pass
@@ -38,18 +40,18 @@ app.add_typer(lab_app, name="lab")
 
 # Command modules register themselves on `app` / `lab_app` when imported.
 # (one import line per command module, added as commands land)
-from redline.cli import run as _run  # noqa: E402,F401
-from redline.cli import capacity as _capacity  # noqa: E402,F401
-from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import audit as _audit  # noqa: E402,F401
-from redline.cli import tune as _tune  # noqa: E402,F401
-from redline.cli import report as _report  # noqa: E402,F401
+from redline.cli import capacity as _capacity  # noqa: E402,F401
+from redline.cli import compare as _compare  # noqa: E402,F401
+from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
-from redline.cli import storm as _storm  # noqa: E402,F401
-from redline.cli import scale as _scale  # noqa: E402,F401
 from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401
 from redline.cli import lab_keystone as _lab_keystone  # noqa: E402,F401
-from redline.cli import compare as _compare  # noqa: E402,F401
+from redline.cli import report as _report  # noqa: E402,F401
+from redline.cli import run as _run  # noqa: E402,F401
+from redline.cli import scale as _scale  # noqa: E402,F401
+from redline.cli import storm as _storm  # noqa: E402,F401
+from redline.cli import tune as _tune  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -69,16 +71,16 @@ def main() -> None:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except typer.Exit as exc:
-        raise SystemExit(exc.exit_code)
+        raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         print("redline: aborted", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except typer.TyperException as exc:  # usage errors: bad option, bad value
         lines = exc.format_message().splitlines()
         if not lines:  # a group given no command: typer has printed its help already
-            raise SystemExit(exc.exit_code)
+            raise SystemExit(exc.exit_code) from None
         fail(lines[0], exc.exit_code)
     if isinstance(code, int) and code:
         raise SystemExit(code)

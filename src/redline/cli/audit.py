@@ -13,10 +13,14 @@ from redline.errors import UserError
 
 @app.command("audit")
 def audit_command(
-    root: Path = typer.Option(Path("/"), "--root", help="Audit a copy of a host's files under DIR instead of the live host."),
+    root: Path = typer.Option(
+        Path("/"), "--root", help="Audit a copy of a host's files under DIR instead of the live host."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report to this file."),
-    parallel: int = typer.Option(40, "--parallel", min=1, help="Guests booted at once the host should handle (seed 000 used 40)."),
+    parallel: int = typer.Option(
+        40, "--parallel", min=1, help="Guests booted at once the host should handle (seed 000 used 40)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Explain passing checks too."),
 ) -> None:
     """Check libvirt, host kernel, nova, keystone and neutron settings against seeds 000/002. Read-only."""

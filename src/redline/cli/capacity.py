@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
-from redline.cli.options import GeneratorOptions, OutputOptions, RequestOptions, err_console, option_groups, out_console, publish
+from redline.cli.options import (
+    GeneratorOptions,
+    OutputOptions,
+    RequestOptions,
+    err_console,
+    option_groups,
+    out_console,
+    publish,
+)
 from redline.cli.progress import RunProgress
 from redline.cli.scenario_options import ScenarioOptions, choose_scenario
 from redline.errors import UserError
@@ -19,6 +27,11 @@ from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, r
 from redline.model.capacity import CapacityResult
 from redline.monitor import NamePattern, PidTree, ProcessSelector
 from redline.targets.embedded import EMBEDDED_KINDS, EmbeddedKind, embedded_target, with_url_path
+
+if TYPE_CHECKING:
+    from redline.analysis.search import Step
+    from redline.load.engine import Progress as LoadProgress
+    from redline.load.settle import Settled
 
 EXIT_CODES = {"found": 0, "at_upper_bound": 0, "never_stable": 4, "inconclusive": 5, "probe_limit": 5}
 
@@ -29,21 +42,23 @@ class _Display(CapacityHooks):
     def __init__(self) -> None:
         self.bar: RunProgress | None = None
 
-    def probe_started(self, index, step, warmup_s, window_s) -> None:
+    def probe_started(self, index: int, step: Step, warmup_s: float, window_s: float) -> None:
         kind = "confirm, full length" if step.full else step.phase
         retry = f", retry {step.attempt}" if step.attempt else ""
         self.bar = RunProgress(f"probe {index + 1:>2} {step.rate:>8g}/s ({kind}{retry})", step.rate)
         self.bar.__enter__()
 
-    def progress(self, p) -> None:
+    def progress(self, p: LoadProgress) -> None:
         if self.bar is not None:
             self.bar.update(p)
 
-    def settled(self, r) -> None:
+    def settled(self, r: Settled) -> None:
         if r.waited_s >= 0.5 or not r.settled:
             state = "drained" if r.settled else "[yellow]still slow[/yellow]"
             last = "—" if r.last_ms is None else f"{r.last_ms:.1f} ms"
-            err_console.print(f"   [dim]waited {r.waited_s:.1f} s for the target to drain the last probe's backlog ({state}; last single request {last})[/dim]")
+            err_console.print(
+                f"   [dim]waited {r.waited_s:.1f} s for the target to drain the last probe's backlog ({state}; last single request {last})[/dim]"
+            )
 
     def probe_finished(self, r: ProbeReport) -> None:
         if self.bar is not None:
@@ -69,20 +84,36 @@ class _Display(CapacityHooks):
 @app.command("capacity")
 @option_groups
 def capacity_command(
-    url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it (and without --scenario), redline starts an embedded target: see --embedded."),
-    embedded: Optional[str] = typer.Option(None, "--embedded", help="The target redline starts when there is no --url: identity (the default: the reference identity service on its own CPU, keystone.issue at bcrypt cost 4) or calibrated (a queue of known capacity, 400 requests/s)."),
+    url: Optional[str] = typer.Option(
+        None,
+        "--url",
+        help="Target URL. Without it (and without --scenario), redline starts an embedded target: see --embedded.",
+    ),
+    embedded: Optional[str] = typer.Option(
+        None,
+        "--embedded",
+        help="The target redline starts when there is no --url: identity (the default: the reference identity service on its own CPU, keystone.issue at bcrypt cost 4) or calibrated (a queue of known capacity, 400 requests/s).",
+    ),
     protocol: str = typer.Option("quick", "--protocol", "-p", help="quick, thorough or paper."),
     criterion: Optional[str] = typer.Option(None, "--criterion", help="robust or paper (default: the protocol's)."),
     min_rate: Optional[float] = typer.Option(None, "--min", help="Lower end of a fixed search range (with --max)."),
     max_rate: Optional[float] = typer.Option(None, "--max", help="Upper end of the search range."),
     start_rate: Optional[float] = typer.Option(None, "--start", help="First rate tried when bracketing (default 100)."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", help="Stop bisecting at this width: requests/s (5) or percent (2%)."),
-    slo_p99: Optional[float] = typer.Option(None, "--slo-p99", help="robust: a p99 latency above this many ms degrades."),
+    resolution: Optional[str] = typer.Option(
+        None, "--resolution", help="Stop bisecting at this width: requests/s (5) or percent (2%)."
+    ),
+    slo_p99: Optional[float] = typer.Option(
+        None, "--slo-p99", help="robust: a p99 latency above this many ms degrades."
+    ),
     request: RequestOptions = RequestOptions(),
     arrival: str = typer.Option("constant", "--arrival", help="constant or poisson."),
     generator: GeneratorOptions = GeneratorOptions(),
-    target_pid: Optional[int] = typer.Option(None, "--target-pid", help="Monitor this process and its children as the target."),
-    target_process: Optional[str] = typer.Option(None, "--target-process", help="Monitor processes matching this regex as the target."),
+    target_pid: Optional[int] = typer.Option(
+        None, "--target-pid", help="Monitor this process and its children as the target."
+    ),
+    target_process: Optional[str] = typer.Option(
+        None, "--target-process", help="Monitor processes matching this regex as the target."
+    ),
     output: OutputOptions = OutputOptions(),
     scen: ScenarioOptions = ScenarioOptions(),
 ) -> None:
@@ -99,12 +130,16 @@ def capacity_command(
         raise UserError(str(exc)) from None
     gen_cpus = generator.generator_cpus()
     template = request.template()
-    selector: ProcessSelector | None = PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
+    selector: ProcessSelector | None = (
+        PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
+    )
 
     kind = _embedded_kind(embedded, url, scen)
     with ExitStack() as stack:  # whatever fails after an embedded target started, the target is stopped
         if kind is not None:
-            emb = stack.enter_context(embedded_target(kind, gen_cpus, scenario=scen.scenario, token_pool=scen.token_pool, mix=scen.mix))
+            emb = stack.enter_context(
+                embedded_target(kind, gen_cpus, scenario=scen.scenario, token_pool=scen.token_pool, mix=scen.mix)
+            )
             err_console.print(f"[dim]{emb.banner}[/dim]")
             url, target_desc, chosen, gen_cpus = emb.url, emb.description, emb.choice, emb.generator_cpus
             # Kept from before the move: --target-pid/--target-process replace what is monitored
@@ -124,7 +159,9 @@ def capacity_command(
         target = generator.target(url)
         req = CapacityRequest(
             target=target,
-            request=chosen.scenario.request(sum(proto.trial(True))) if chosen is not None else with_url_path(template, url),
+            request=chosen.scenario.request(sum(proto.trial(True)))
+            if chosen is not None
+            else with_url_path(template, url),
             request_for=chosen.scenario.request if chosen is not None else None,
             protocol=proto,
             arrival=arrival,
@@ -155,8 +192,10 @@ def _embedded_kind(embedded: str | None, url: str | None, scen: ScenarioOptions)
     if scen.os_cloud or scen.os_auth_url:
         raise UserError("--embedded starts its own target with its own credentials: drop --os-cloud/--os-auth-url")
     if embedded == "calibrated" and scen.scenario is not None:
-        raise UserError("--scenario needs a Keystone: --embedded identity, or credentials (--os-auth-url, OS_AUTH_URL, --os-cloud)")
-    return cast(EmbeddedKind, embedded)
+        raise UserError(
+            "--scenario needs a Keystone: --embedded identity, or credentials (--os-auth-url, OS_AUTH_URL, --os-cloud)"
+        )
+    return embedded
 
 
 def _probe_rows(doc: CapacityResult) -> list[dict[str, Any]]:
@@ -191,7 +230,19 @@ def _stop_note(row: dict[str, Any]) -> str:
 
 def _print_result(doc: CapacityResult, path: Path) -> None:
     table = Table(title="probes", header_style="bold")
-    for col in ("#", "rate/s", "trial", "verdict", "achieved/s", "p50 ms", "p99 ms", "errors", "lag p99 ms", "gen CPU", "target CPU"):
+    for col in (
+        "#",
+        "rate/s",
+        "trial",
+        "verdict",
+        "achieved/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "lag p99 ms",
+        "gen CPU",
+        "target CPU",
+    ):
         table.add_column(col, justify="right")
     for p, row in zip(doc.probes, _probe_rows(doc)):
         lat = row["latency_ms"]

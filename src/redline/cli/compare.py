@@ -13,17 +13,20 @@ from redline.cli.app import app
 from redline.cli.options import out_console
 from redline.errors import UserError
 from redline.report.compare import load_rows, rows_json, to_html
+from redline.store.layout import COMPARE_HTML
 
 
 @app.command("compare")
 def compare_command(
     runs: list[Path] = typer.Argument(..., help="Capacity run folders."),
-    html_path: Optional[Path] = typer.Option(None, "--html", help="Where to write the HTML page (default: compare.html beside the first run)."),
+    html_path: Optional[Path] = typer.Option(
+        None, "--html", help="Where to write the HTML page (default: compare.html beside the first run)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Compare capacity runs: N, p50/p99 at N, target CPU per request, each target's configuration."""
     rows = load_rows(runs)
-    out = html_path or (runs[0].parent / "compare.html")
+    out = html_path or (runs[0].parent / COMPARE_HTML)
     try:
         out.write_text(to_html(rows))
     except OSError as exc:

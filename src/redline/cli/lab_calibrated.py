@@ -17,7 +17,9 @@ def lab_calibrated(
     servers: int = typer.Option(4, "--servers", "-k", help="Parallel servers K."),
     service_ms: float = typer.Option(10.0, "--service-ms", "-s", help="Service time S per request, ms."),
     distribution: str = typer.Option("fixed", "--distribution", help="fixed or exponential service times."),
-    shed_above: Optional[float] = typer.Option(None, "--shed-above", help="Answer 503 to requests beyond this many per second."),
+    shed_above: Optional[float] = typer.Option(
+        None, "--shed-above", help="Answer 503 to requests beyond this many per second."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Serve HTTP with capacity K × 1000 / S requests/s until Ctrl-C."""

@@ -11,10 +11,16 @@ import typer
 from redline.cli.app import lab_app
 from redline.cli.options import err_console, out_console
 
-hv_app = typer.Typer(help="A real libvirtd + QEMU (TCG) lab: daemons, micro-VM image, guest network namespace.", no_args_is_help=True)
+hv_app = typer.Typer(
+    help="A real libvirtd + QEMU (TCG) lab: daemons, micro-VM image, guest network namespace.", no_args_is_help=True
+)
 lab_app.add_typer(hv_app, name="hypervisor")
 
-STATE_DIR = typer.Option(None, "--state-dir", help="Lab state (image, keys, pid files); default $REDLINE_LAB_DIR or /var/lib/redline/hypervisor.")
+STATE_DIR = typer.Option(
+    None,
+    "--state-dir",
+    help="Lab state (image, keys, pid files); default $REDLINE_LAB_DIR or /var/lib/redline/hypervisor.",
+)
 
 
 @hv_app.command("up")
@@ -22,11 +28,20 @@ def up_command(
     state_dir: Optional[Path] = STATE_DIR,
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the guest image even if a cached one exists."),
     virt: str = typer.Option("auto", "--virt", help="auto (probe KVM with a timeout, else TCG), kvm or qemu (TCG)."),
-    max_workers: Optional[int] = typer.Option(None, "--max-workers", help="libvirtd.conf max_workers (libvirt's default: 20)."),
+    max_workers: Optional[int] = typer.Option(
+        None, "--max-workers", help="libvirtd.conf max_workers (libvirt's default: 20)."
+    ),
     max_client_requests: Optional[int] = typer.Option(
-        None, "--max-client-requests", help="libvirtd.conf max_client_requests: calls in flight per client (libvirt's default: 5)."),
-    cgroups: bool = typer.Option(True, "--cgroups/--no-cgroups", help="Place guests in cgroups (qemu.conf cgroup_controllers; off: [ ])."),
-    security_driver: str = typer.Option("none", "--security-driver", help="qemu.conf security_driver: none, apparmor or selinux."),
+        None,
+        "--max-client-requests",
+        help="libvirtd.conf max_client_requests: calls in flight per client (libvirt's default: 5).",
+    ),
+    cgroups: bool = typer.Option(
+        True, "--cgroups/--no-cgroups", help="Place guests in cgroups (qemu.conf cgroup_controllers; off: [ ])."
+    ),
+    security_driver: str = typer.Option(
+        "none", "--security-driver", help="qemu.conf security_driver: none, apparmor or selinux."
+    ),
     memory: int = typer.Option(112, "--memory", help="Guest memory, MiB: the storms' default."),
 ) -> None:
     """Start virtlogd/libvirtd, build the guest image, probe KVM, create the lab network.
@@ -41,10 +56,14 @@ def up_command(
     st = hypervisor.up(state_dir, rebuild=rebuild, knobs=knobs)
     out_console.print(f"hypervisor lab up: {st.uri}, domain type {st.virt_type} ({st.kvm_note})")
     k = st.knobs
-    out_console.print(f"libvirtd: max_workers {k.max_workers or 'default (20)'}, max_client_requests {k.max_client_requests or 'default (5)'}"
-                      f"{'' if st.libvirtd_owned else ' (not started by the lab: its own config)'}; "
-                      f"guests: cgroups {'on' if k.cgroups else 'off'}, security driver {k.security_driver}, memory {k.memory_mib} MiB")
-    out_console.print(f"guest image: kernel {st.image.kernel_version}, {st.image.initrd} ({st.image.initrd.stat().st_size / 1e6:.1f} MB)")
+    out_console.print(
+        f"libvirtd: max_workers {k.max_workers or 'default (20)'}, max_client_requests {k.max_client_requests or 'default (5)'}"
+        f"{'' if st.libvirtd_owned else ' (not started by the lab: its own config)'}; "
+        f"guests: cgroups {'on' if k.cgroups else 'off'}, security driver {k.security_driver}, memory {k.memory_mib} MiB"
+    )
+    out_console.print(
+        f"guest image: kernel {st.image.kernel_version}, {st.image.initrd} ({st.image.initrd.stat().st_size / 1e6:.1f} MB)"
+    )
     out_console.print(f"guest network: namespace {st.network} (bridge rlbr0, dnsmasq); ssh key {st.image.private_key}")
 
 

@@ -26,7 +26,9 @@ PASSWORD_ENV = "REDLINE_LAB_PASSWORD"
 _STATE_HELP = "State directory (database, keys, log, state.json)."
 
 # Options every lab service's `up` has, the same way.
-HashRounds = Annotated[int, typer.Option("--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12).")]
+HashRounds = Annotated[
+    int, typer.Option("--hash-rounds", help="bcrypt cost of the users' passwords (Keystone's default is 12).")
+]
 UpJson = Annotated[bool, typer.Option("--json", help="Print the state (without the password) as JSON.")]
 
 
@@ -132,15 +134,29 @@ def identity_up(
     """Start the service in the background; print its URL and credentials (the password once).
 
     The password is taken from REDLINE_LAB_PASSWORD when set, else generated."""
-    config = lab.IdentityLabConfig(_state_dir(state_dir), port, workers, hash_rounds, users, token_ttl, parse_cpus(cpus))
+    config = lab.IdentityLabConfig(
+        _state_dir(state_dir), port, workers, hash_rounds, users, token_ttl, parse_cpus(cpus)
+    )
     password, given = admin_password()
     state = lab.up(config, password)
-    print_up(state, as_json, f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)", password, given)
+    print_up(
+        state,
+        as_json,
+        f"reference identity service up: {state.url} (pid {state.pid}, {workers} workers)",
+        password,
+        given,
+    )
 
 
 add_down_and_status(
     identity_app,
-    LabService("reference identity service", _STATE_HELP, _state_dir, lab.down, lambda s: f"reference identity service stopped (pid {s.pid})"),
+    LabService(
+        "reference identity service",
+        _STATE_HELP,
+        _state_dir,
+        lab.down,
+        lambda s: f"reference identity service stopped (pid {s.pid})",
+    ),
     "Stop the service and every process it started.",
     "Say whether the service runs, where, and with which users (exit 3 when it does not).",
 )

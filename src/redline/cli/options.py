@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 
 from redline.errors import UserError
+from redline.load.request import RequestTemplate, Target, parse_header
 from redline.model.capacity import CapacityResult
 from redline.model.run import RunResult
-from redline.load.request import RequestTemplate, Target, parse_header
 from redline.tune.cpulist import parse_cpuset
 
 R = TypeVar("R")
@@ -78,7 +78,7 @@ def write_report(run_dir: Path) -> Path | None:
 
     try:
         write_reports(run_dir)
-    except Exception as exc:  # the measurements are already safe on disk
+    except Exception as exc:  # noqa: BLE001 — the measurements are already safe on disk
         err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
         return None
     return run_dir / REPORT_HTML
@@ -131,14 +131,20 @@ def option_groups(body: Callable[..., R]) -> Callable[..., R]:
             continue
         groups[param.name] = group
         hints = get_type_hints(group, include_extras=True)
-        params += [inspect.Parameter(f.name, param.kind, default=f.default, annotation=hints[f.name]) for f in dataclasses.fields(group)]
+        params += [
+            inspect.Parameter(f.name, param.kind, default=f.default, annotation=hints[f.name])
+            for f in dataclasses.fields(group)
+        ]
     names = [p.name for p in params]
     if clashes := sorted({n for n in names if names.count(n) > 1}):
         raise TypeError(f"{body.__name__}: an option group's field shadows another parameter: {', '.join(clashes)}")
 
     @functools.wraps(body)
     def command(**kwargs: Any) -> R:
-        built = {name: group(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)}) for name, group in groups.items()}
+        built = {
+            name: group(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)})
+            for name, group in groups.items()
+        }
         return body(**kwargs, **built)
 
     command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
@@ -172,7 +178,9 @@ class GeneratorSettings(TypedDict):
 class GeneratorOptions:
     """The load generator's processes, CPUs and connections."""
 
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Generator processes (default: one per generator CPU).")] = None
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", "-w", help="Generator processes (default: one per generator CPU).")
+    ] = None
     cpus: Annotated[Optional[str], typer.Option("--cpus", help="CPUs for the generator, e.g. 0 or 0,2-3.")] = None
     connections: Annotated[int, typer.Option("--connections", help="Connection cap over all workers.")] = 1000
     timeout: Annotated[float, typer.Option("--timeout", help="Read timeout per request, seconds.")] = 10.0

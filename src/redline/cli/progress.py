@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redline.cli.options import err_console
@@ -21,19 +23,18 @@ class RunProgress:
         )
         self.task = self.bar.add_task(label, total=1.0, line="starting workers…")
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.bar.__exit__(exc_type, exc, tb)
 
     def update(self, p: LoadProgress) -> None:
         offered = p.due / p.elapsed_s if p.elapsed_s > 0 else 0.0
         lat = "—" if p.p50_ms is None else f"p50 {p.p50_ms:.1f} ms  p99 {p.p99_ms:.1f} ms"
         phase = "warm-up " if p.warming_up else ""
-        line = (
-            f"{phase}offered {offered:,.0f}/s  achieved {p.interval_rate:,.0f}/s  {lat}  "
-            f"errors {p.errors:,}"
-        )
+        line = f"{phase}offered {offered:,.0f}/s  achieved {p.interval_rate:,.0f}/s  {lat}  errors {p.errors:,}"
         self.bar.update(self.task, completed=min(1.0, p.elapsed_s / p.span_s), line=line)

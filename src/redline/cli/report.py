@@ -15,7 +15,9 @@ from redline.cli.options import err_console, out_console
 @app.command("report")
 def report_command(
     run_dir: Path = typer.Argument(..., help="A run folder (holds run.json), e.g. results/20260101T120000Z-capacity-…"),
-    open_png: bool = typer.Option(False, "--open-png", help="Open the PNG charts in the desktop's image viewer (xdg-open)."),
+    open_png: bool = typer.Option(
+        False, "--open-png", help="Open the PNG charts in the desktop's image viewer (xdg-open)."
+    ),
 ) -> None:
     """Write report.html (self-contained, no network needed) and png/*.png into a run folder."""
     # Imported here: plotly and matplotlib would slow every other command's start.

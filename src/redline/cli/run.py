@@ -34,11 +34,19 @@ from redline.targets.embedded import embedded_target, with_url_path
 @app.command("run")
 @option_groups
 def run_command(
-    url: Optional[str] = typer.Option(None, "--url", help="Target URL. Without it, redline starts its embedded calibrated target (4 servers × 10 ms)."),
-    rate: Optional[float] = typer.Option(None, "--rate", "-r", help="Requests per second to offer (default with the embedded target: 200)."),
+    url: Optional[str] = typer.Option(
+        None, "--url", help="Target URL. Without it, redline starts its embedded calibrated target (4 servers × 10 ms)."
+    ),
+    rate: Optional[float] = typer.Option(
+        None, "--rate", "-r", help="Requests per second to offer (default with the embedded target: 200)."
+    ),
     duration: float = typer.Option(10.0, "--duration", "-d", help="Measurement window, seconds."),
-    warmup: float = typer.Option(0.0, "--warmup", help="Warm-up before the window, seconds (recorded, not summarised)."),
-    end_rate: Optional[float] = typer.Option(None, "--end-rate", help="Ramp linearly from --rate to this rate over warm-up + window."),
+    warmup: float = typer.Option(
+        0.0, "--warmup", help="Warm-up before the window, seconds (recorded, not summarised)."
+    ),
+    end_rate: Optional[float] = typer.Option(
+        None, "--end-rate", help="Ramp linearly from --rate to this rate over warm-up + window."
+    ),
     arrival: str = typer.Option("constant", "--arrival", help="constant or poisson."),
     request: RequestOptions = RequestOptions(),
     generator: GeneratorOptions = GeneratorOptions(),
@@ -87,7 +95,9 @@ def run_command(
 
     doc = outcome.result
     keys = ("status", "summary", "health", "target", "plan")
-    publish(doc, outcome.folder.path, output.as_json, {k: v for k, v in doc.to_json().items() if k in keys}, _print_summary)
+    publish(
+        doc, outcome.folder.path, output.as_json, {k: v for k, v in doc.to_json().items() if k in keys}, _print_summary
+    )
 
 
 def _default_name(target: Target) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -12,7 +12,10 @@ from rich.table import Table
 from redline.cli.app import app
 from redline.cli.options import err_console, out_console
 from redline.errors import UserError
-from redline.model.storm import ScaleResult
+from redline.model.storm import ScalePoint, ScaleResult
+
+if TYPE_CHECKING:
+    from redline.jobs.storm import StormOutcome
 
 MAX_SIZE = 100
 
@@ -31,10 +34,18 @@ def parse_counts(text: str) -> list[int]:
 def scale_command(
     driver: str = typer.Option("libvirt", "--driver", help="Storm driver: libvirt (the hypervisor lab)."),
     counts: str = typer.Option("1,2,4,8", "--counts", help="Storm sizes, comma-separated (at least three)."),
-    repeat: int = typer.Option(1, "--repeat", help="Storms per size (rounds of all sizes); more narrows the intervals."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="Launch concurrency of each storm (default: its size)."),
-    memory: Optional[int] = typer.Option(None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."),
-    instance_timeout: float = typer.Option(300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."),
+    repeat: int = typer.Option(
+        1, "--repeat", help="Storms per size (rounds of all sizes); more narrows the intervals."
+    ),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", help="Launch concurrency of each storm (default: its size)."
+    ),
+    memory: Optional[int] = typer.Option(
+        None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."
+    ),
+    instance_timeout: float = typer.Option(
+        300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."
+    ),
     results: Path = typer.Option(Path("results"), "--results", help="Where the run folder is created."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state."),
     as_json: bool = typer.Option(False, "--json", help="Print the points and fits as JSON."),
@@ -68,15 +79,26 @@ def scale_command(
     def started(n: int, rnd: int, run_id: str) -> None:
         err_console.print(f"storm of {n}{f' (round {rnd + 1}/{repeat})' if repeat > 1 else ''}, run {run_id}…")
 
-    def done(storm, point) -> None:
+    def done(storm: StormOutcome, point: ScalePoint | None) -> None:
         try:
             write_storm_report(storm.folder.path)
-        except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
+        except Exception as exc:  # noqa: BLE001 — the measurements are on disk; the report can be redone
             err_console.print(f"[yellow]warning: no report for {storm.folder.path}: {exc}[/yellow]")
         if point is not None:
-            err_console.print(f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last SSH login {point.t_s:.2f} s")
+            err_console.print(
+                f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last SSH login {point.t_s:.2f} s"
+            )
 
-    out = run_scale_job(driver_factory(driver, state_dir), sizes, plan_for, target, results, repeat, on_storm_start=started, on_storm_done=done)
+    out = run_scale_job(
+        driver_factory(driver, state_dir),
+        sizes,
+        plan_for,
+        target,
+        results,
+        repeat,
+        on_storm_start=started,
+        on_storm_done=done,
+    )
     report = write_scale_report(out.folder.path)
     doc = out.document
     if as_json:
@@ -101,13 +123,19 @@ def print_scale(doc: ScaleResult) -> None:
     u, a = doc.usl, doc.amdahl
     if u is None or a is None:
         return
-    peak = f"; peak at N ≈ {u.peak_n:.1f} ({u.peak_x:.3f} instances/s)" if u.peak_n else "; no peak within the fit (κ = 0)"
+    peak = (
+        f"; peak at N ≈ {u.peak_n:.1f} ({u.peak_x:.3f} instances/s)" if u.peak_n else "; no peak within the fit (κ = 0)"
+    )
     out_console.print(f"USL: σ (contention) = {u.sigma.text()}, κ (coherency) = {u.kappa.text(5) if u.kappa else '—'}, "
                       f"95% bootstrap, {u.dof} dof{peak}")  # fmt: skip
-    out_console.print(f"Amdahl: serial fraction σ = {a.sigma.text()}" + (f", ceiling {a.peak_x:.3f} instances/s" if a.peak_x else ""))
+    out_console.print(
+        f"Amdahl: serial fraction σ = {a.sigma.text()}" + (f", ceiling {a.peak_x:.3f} instances/s" if a.peak_x else "")
+    )
     if u.boot_method == "none":
         out_console.print("note: as many USL parameters as points: no interval; add sizes or --repeat")
     elif u.dof <= 2:
-        out_console.print(f"note: {u.dof} degree(s) of freedom for the USL: wide intervals; more sizes or --repeat narrow them")
+        out_console.print(
+            f"note: {u.dof} degree(s) of freedom for the USL: wide intervals; more sizes or --repeat narrow them"
+        )
     for line in doc.sentences:
         out_console.print(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,10 +14,22 @@ from redline.cli.app import app
 from redline.cli.options import err_console, out_console
 from redline.errors import UserError
 
-storm_app = typer.Typer(help="Boot storm: launch N instances at once and time every phase of each.", invoke_without_command=True)
+if TYPE_CHECKING:
+    from redline.jobs.storm import StormOutcome
+    from redline.storm.runner import StormProgress
+
+storm_app = typer.Typer(
+    help="Boot storm: launch N instances at once and time every phase of each.", invoke_without_command=True
+)
 app.add_typer(storm_app, name="storm")
 
-BARS = (("requested", "requested"), ("running", "running"), ("ping", "ping answers"), ("ssh", "ssh login"), ("gone", "deleted"))
+BARS = (
+    ("requested", "requested"),
+    ("running", "running"),
+    ("ping", "ping answers"),
+    ("ssh", "ssh login"),
+    ("gone", "deleted"),
+)
 
 
 @storm_app.callback()
@@ -25,15 +37,25 @@ def storm_command(
     ctx: typer.Context,
     driver: str = typer.Option("libvirt", "--driver", help="libvirt (the hypervisor lab) or openstack."),
     count: int = typer.Option(8, "--count", "-n", help="Instances to launch."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="Launch requests in flight at once (default: all)."),
-    memory: Optional[int] = typer.Option(None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", help="Launch requests in flight at once (default: all)."
+    ),
+    memory: Optional[int] = typer.Option(
+        None, "--memory", help="Guest memory, MiB (libvirt; default: the lab's --memory)."
+    ),
     poll_interval: float = typer.Option(0.5, "--poll-interval", help="Seconds between the shared status polls."),
-    instance_timeout: float = typer.Option(300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."),
+    instance_timeout: float = typer.Option(
+        300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."
+    ),
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."),
+    state_dir: Optional[Path] = typer.Option(
+        None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    cloud: Optional[str] = typer.Option(None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD)."),
+    cloud: Optional[str] = typer.Option(
+        None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD)."
+    ),
     image: Optional[str] = typer.Option(None, "--image", help="openstack: image id (default $REDLINE_IMAGE)."),
     flavor: Optional[str] = typer.Option(None, "--flavor", help="openstack: flavor id (default $REDLINE_FLAVOR)."),
     network: Optional[str] = typer.Option(None, "--network", help="openstack: network id (default: auto-allocated)."),
@@ -62,7 +84,7 @@ def storm_command(
                     TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
     tasks = {m: bars.add_task(label, total=count) for m, label in BARS}
 
-    def progress(p) -> None:
+    def progress(p: StormProgress) -> None:
         for m, _ in BARS:
             bars.update(tasks[m], completed=p.reached[m])
 
@@ -71,7 +93,9 @@ def storm_command(
     _report(outcome)
     report = write_report_storm(outcome.folder.path)
     if as_json:
-        print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json()}, indent=2))
+        print(
+            json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json()}, indent=2)
+        )
     else:
         _print_summary(outcome)
         out_console.print(f"run folder: {outcome.folder.path}")
@@ -83,7 +107,7 @@ def storm_command(
         raise typer.Exit(1)
 
 
-def _report(outcome) -> None:
+def _report(outcome: StormOutcome) -> None:
     for note in outcome.result.notes:
         err_console.print(f"note: {note}")
 
@@ -93,16 +117,16 @@ def write_report_storm(run_dir: Path) -> Path | None:
 
     try:
         return write_storm_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - the measurements are already on disk
+    except Exception as exc:  # noqa: BLE001 — the measurements are already on disk
         err_console.print(f"[yellow]warning: could not write the report: {exc}[/yellow]")
         return None
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}"
 
 
-def _print_summary(outcome) -> None:
+def _print_summary(outcome: StormOutcome) -> None:
     s = outcome.summary
     t = Table(title=f"storm {outcome.result.run_id}: {s.count} instances, phase times in seconds")
     for col in ("phase", "n", "min", "median", "p90", "max"):
@@ -121,7 +145,9 @@ def _print_summary(outcome) -> None:
 
 @storm_app.command("cleanup")
 def cleanup_command(
-    run_id: Optional[str] = typer.Argument(None, help="The run id (8 hex digits); without it, every storm's leftovers."),
+    run_id: Optional[str] = typer.Argument(
+        None, help="The run id (8 hex digits); without it, every storm's leftovers."
+    ),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state."),
 ) -> None:
     """Remove leftovers of a storm: its domains, tap devices, network namespace and dnsmasq."""

@@ -5,17 +5,30 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from redline.cli.app import app
 from redline.errors import UserError
 
-tune_app = typer.Typer(help="Tuned libvirt domain XML, and the host changes the audit recommends.", no_args_is_help=True)
+tune_app = typer.Typer(
+    help="Tuned libvirt domain XML, and the host changes the audit recommends.", no_args_is_help=True
+)
 app.add_typer(tune_app, name="tune")
 
-UNITS_KIB = {"": 1024, "k": 1, "kb": 1, "kib": 1, "m": 1024, "mb": 1024, "mib": 1024, "g": 1 << 20, "gb": 1 << 20, "gib": 1 << 20}
+UNITS_KIB = {
+    "": 1024,
+    "k": 1,
+    "kb": 1,
+    "kib": 1,
+    "m": 1024,
+    "mb": 1024,
+    "mib": 1024,
+    "g": 1 << 20,
+    "gb": 1 << 20,
+    "gib": 1 << 20,
+}
 
 
 def size_kib(text: str, what: str, default_unit: str = "m") -> int:
@@ -37,23 +50,39 @@ def _read(path: Path, what: str) -> bytes:
 @tune_app.command("domain")
 def domain_command(
     vcpus: Optional[int] = typer.Option(None, "--vcpus", min=1, help="Guest vCPUs (default: from --in)."),
-    memory: Optional[str] = typer.Option(None, "--memory", help="Guest memory: 2048 (MiB), 2G, 512M (default: from --in)."),
-    hugepages: Optional[str] = typer.Option(None, "--hugepages", help="Back memory with huge pages of this size: 2M or 1G."),
+    memory: Optional[str] = typer.Option(
+        None, "--memory", help="Guest memory: 2048 (MiB), 2G, 512M (default: from --in)."
+    ),
+    hugepages: Optional[str] = typer.Option(
+        None, "--hugepages", help="Back memory with huge pages of this size: 2M or 1G."
+    ),
     multiqueue: bool = typer.Option(False, "--multiqueue", help="One virtio-net queue per vCPU."),
-    thread_policy: str = typer.Option("prefer", "--thread-policy", help="prefer | isolate | require (as nova's hw:cpu_thread_policy)."),
-    topology: str = typer.Option("auto", "--topology", help="'auto' (sysfs), or a file: `virsh capabilities` XML or JSON/YAML."),
-    existing: List[Path] = typer.Option([], "--existing", help="Domain XML of a guest already placed (repeatable): its CPUs are not reused."),
-    in_file: Optional[Path] = typer.Option(None, "--in", help="Retune this domain XML instead of generating a new one."),
+    thread_policy: str = typer.Option(
+        "prefer", "--thread-policy", help="prefer | isolate | require (as nova's hw:cpu_thread_policy)."
+    ),
+    topology: str = typer.Option(
+        "auto", "--topology", help="'auto' (sysfs), or a file: `virsh capabilities` XML or JSON/YAML."
+    ),
+    existing: list[Path] = typer.Option(
+        [], "--existing", help="Domain XML of a guest already placed (repeatable): its CPUs are not reused."
+    ),
+    in_file: Optional[Path] = typer.Option(
+        None, "--in", help="Retune this domain XML instead of generating a new one."
+    ),
     name: str = typer.Option("redline-guest", "--name", help="Guest name for a generated domain."),
     domain_type: str = typer.Option("kvm", "--type", help="kvm, or qemu for TCG where KVM is unusable."),
-    numa_mode: str = typer.Option("preferred", "--numa-mode", help="preferred (default, seed 002) or strict; strict is forced with huge pages."),
-    reserve: Optional[str] = typer.Option(None, "--reserve", help="CPUs to keep free instead of CPU0 + detected IRQ CPUs, e.g. 0-1."),
+    numa_mode: str = typer.Option(
+        "preferred", "--numa-mode", help="preferred (default, seed 002) or strict; strict is forced with huge pages."
+    ),
+    reserve: Optional[str] = typer.Option(
+        None, "--reserve", help="CPUs to keep free instead of CPU0 + detected IRQ CPUs, e.g. 0-1."
+    ),
     root: Path = typer.Option(Path("/"), "--root", help="Read sysfs/procfs under DIR for --topology auto."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the XML here instead of stdout."),
 ) -> None:
     """Place a guest on one core / socket / NUMA node and write tuned libvirt domain XML."""
-    from redline.tune.cpulist import format_cpuset, parse_cpuset
     from redline.tune import domain_xml as dx
+    from redline.tune.cpulist import format_cpuset, parse_cpuset
     from redline.tune.placement import Request, ThreadPolicy, place
     from redline.tune.topology import load
     from redline.tune.validate import validate
@@ -98,13 +127,18 @@ def domain_command(
         raise UserError(f"--reserve {reserve!r} is not a CPU list like 0-1,4") from None
 
     spec = dx.GuestSpec(name, vcpus, mem_kib, page_kib, multiqueue, numa_mode, domain_type)
-    placement = place(topo, Request(vcpus, dx.rounded_memory_kib(spec), page_kib, policy), frozenset(used), reserved, pages_used)
+    placement = place(
+        topo, Request(vcpus, dx.rounded_memory_kib(spec), page_kib, policy), frozenset(used), reserved, pages_used
+    )
     dom = dx.build(spec, placement, base)
     problems = validate(dom, topo, others=frozenset(used), reserved=placement.reserved)
     xml = dx.to_string(dom)
     print(f"topology: {topo.describe()} ({topo.source})", file=sys.stderr)
-    print(f"placement: vCPUs -> {list(placement.pins)} within one {placement.level} on node {placement.node}; "
-          f"kept free: {format_cpuset(placement.reserved) or 'none'}; other guests: {format_cpuset(used) or 'none'}", file=sys.stderr)
+    print(
+        f"placement: vCPUs -> {list(placement.pins)} within one {placement.level} on node {placement.node}; "
+        f"kept free: {format_cpuset(placement.reserved) or 'none'}; other guests: {format_cpuset(used) or 'none'}",
+        file=sys.stderr,
+    )
     if problems:
         for p in problems:
             print(f"invalid ({p.kind}): {p.message}", file=sys.stderr)
@@ -121,8 +155,12 @@ def domain_command(
 
 @tune_app.command("host")
 def host_command(
-    root: Path = typer.Option(Path("/"), "--root", help="Operate on a copy of a host under DIR (for tests and dry runs)."),
-    apply_changes: bool = typer.Option(False, "--apply", help="Make the changes (backups under ROOT/var/backups/redline/)."),
+    root: Path = typer.Option(
+        Path("/"), "--root", help="Operate on a copy of a host under DIR (for tests and dry runs)."
+    ),
+    apply_changes: bool = typer.Option(
+        False, "--apply", help="Make the changes (backups under ROOT/var/backups/redline/)."
+    ),
     parallel: int = typer.Option(40, "--parallel", min=1, help="Guests booted at once the host should handle."),
 ) -> None:
     """Print the host changes the audit recommends; apply them only with --apply."""
@@ -139,7 +177,9 @@ def host_command(
     for c in changes:
         print(f"{c.finding_id}: {c.describe()}")
     if not apply_changes:
-        print(f"\n{len(changes)} changes; nothing changed. Re-run with --apply to make them (daemons need a restart to read config files).")
+        print(
+            f"\n{len(changes)} changes; nothing changed. Re-run with --apply to make them (daemons need a restart to read config files)."
+        )
         return
     backup_dir, done = apply(changes, root)
     print(f"\napplied {len(done)} changes; originals saved in {backup_dir} (manifest.json lists them)")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from redline.identity.store import Project, Store, User, check_password
 from redline.identity.tokens import TokenCodec, TokenError, TokenPayload, new_audit_id
@@ -39,7 +40,7 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
 
 def error(status: int, message: str) -> Response:
     body = {"error": {"code": status, "message": message, "title": _TITLES.get(status, "Error")}}
-    headers = (("WWW-Authenticate", 'Keystone uri="%s"' % "/v3"),) if status == 401 else ()
+    headers = (("WWW-Authenticate", 'Keystone uri="{}"'.format("/v3")),) if status == 401 else ()
     return Response(status, json.dumps(body).encode(), headers)
 
 
@@ -47,7 +48,7 @@ _UNAUTHORIZED = "The request you have made requires authentication."
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 class IdentityAPI:
@@ -155,7 +156,7 @@ class IdentityAPI:
         body_doc = self._token_doc(payload, user, project, now, nocatalog)
         return Response(201, json.dumps(body_doc).encode(), (("X-Subject-Token", token),))
 
-    def _password(self, u: dict) -> User | None:
+    def _password(self, u: dict[str, Any]) -> User | None:
         password = u["password"]
         if "id" in u:
             user = self.store.user_by_id(u["id"])
@@ -173,7 +174,7 @@ class IdentityAPI:
             return None, None
         return self.store.user_by_id(payload.user_id), payload
 
-    def _project(self, p: dict) -> Project | None:
+    def _project(self, p: dict[str, Any]) -> Project | None:
         if "id" in p:
             return self.store.project_by_id(p["id"])
         dom = p["domain"]
@@ -190,8 +191,10 @@ class IdentityAPI:
             return None
         return payload
 
-    def _token_doc(self, p: TokenPayload, user: User, project: Project | None, issued: float, nocatalog: bool) -> dict:
-        token: dict = {
+    def _token_doc(
+        self, p: TokenPayload, user: User, project: Project | None, issued: float, nocatalog: bool
+    ) -> dict[str, Any]:
+        token: dict[str, Any] = {
             "methods": list(p.methods),
             "user": {
                 "domain": {"id": user.domain.id, "name": user.domain.name},

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from types import FrameType
+from typing import cast
 
 import httptools
 
@@ -69,8 +71,8 @@ class _HTTP(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's transports are Transports
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -102,9 +104,11 @@ class _HTTP(asyncio.Protocol):
         method = self.parser.get_method().decode("ascii")
         try:
             response = self.api.handle(method, path, query, self.headers, b"".join(self.body))
-        except Exception as exc:  # a bug must cost one request, not the worker
+        except Exception as exc:  # noqa: BLE001 — a bug must cost one request, not the worker
             print(f"identity: error in {method} {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            response = Response(500, b'{"error": {"code": 500, "message": "internal error", "title": "Internal Server Error"}}')
+            response = Response(
+                500, b'{"error": {"code": 500, "message": "internal error", "title": "Internal Server Error"}}'
+            )
         keep = self.parser.should_keep_alive()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(encode_response(response, keep))
@@ -125,6 +129,7 @@ def _worker(config: ServerConfig, port: int, ready_fd: int) -> None:
     """A worker process: own socket, own store connection, one event loop, forever."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 
@@ -157,7 +162,7 @@ def serve(config: ServerConfig) -> int:
     children: list[int] = []
     stopping = False
 
-    def stop(signum, frame) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
@@ -172,7 +177,7 @@ def serve(config: ServerConfig) -> int:
             code = 0
             try:
                 _worker(config, port, write_fd)
-            except BaseException as exc:  # noqa: BLE001 - report and leave
+            except BaseException as exc:  # noqa: BLE001 — report and leave
                 print(f"identity worker failed: {exc}", file=sys.stderr)
                 code = 1
             finally:
@@ -212,4 +217,3 @@ def serve(config: ServerConfig) -> int:
         time.sleep(0.2)
     procs.stop(*children, timeout_s=5)
     return code
-

@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 
@@ -127,7 +128,7 @@ class Store:
             return id_ if id_ in self._domains else None
         return self._domain_ids.get(name or "")
 
-    def _user(self, row) -> User | None:
+    def _user(self, row: tuple[Any, ...] | None) -> User | None:
         if row is None:
             return None
         return User(row[0], row[1], self._domains[row[2]], bytes(row[3]), bool(row[4]))
@@ -145,7 +146,7 @@ class Store:
             self._users_by_id[user_id] = self._user(row)
         return self._users_by_id[user_id]
 
-    def _project(self, row) -> Project | None:
+    def _project(self, row: tuple[Any, ...] | None) -> Project | None:
         return None if row is None else Project(row[0], row[1], self._domains[row[2]])
 
     def project_by_name(self, name: str, domain_id: str) -> Project | None:

@@ -19,19 +19,20 @@ from typing import Any
 import numpy as np
 
 from redline.analysis.bottleneck import single_threaded_bottlenecks
-from redline.analysis.degradation import Verdict, early_stop, judge
+from redline.analysis.degradation import early_stop, judge
 from redline.analysis.protocols import SearchProtocol
 from redline.analysis.run_summary import summarize, warmup_summary
-from redline.analysis.search import ProbeRecord, SearchOutcome, Step, next_step
+from redline.analysis.search import ProbeRecord, Step, next_step
 from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
 from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
 from redline.load.settle import Settled, settle
-from redline.model.capacity import CapacityResult, ProbeResult
+from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
 from redline.model.summary import RunSummary
+from redline.model.verdict import Verdict
 from redline.monitor import Monitor, PidList, ProcessSelector
 from redline.store import RunFolder
-from redline.store.layout import MONITOR, PROBES_DIR, probe_dir
+from redline.store.layout import MONITOR, PROBES_DIR, SAMPLES, probe_dir
 
 SETTLE_MAX_S = 60.0
 
@@ -108,7 +109,7 @@ def run_capacity(
         **RunFolder.header(target_desc, _plan(req)),
         protocol=proto.describe(),
         criterion=proto.criterion.name,
-        files={"monitor": MONITOR, "probes": f"{PROBES_DIR}/<index>-<rate>/samples.npz"},
+        files={"monitor": MONITOR, "probes": f"{PROBES_DIR}/<index>-<rate>/{SAMPLES}"},
     )
     folder.write(doc)
     began = time.monotonic()
@@ -169,7 +170,9 @@ def run_capacity(
     return CapacityOutcome(folder, outcome, doc, status)
 
 
-def _settle_after_overload(req: CapacityRequest, history: list[ProbeRecord], probes: list[ProbeResult]) -> Settled | None:
+def _settle_after_overload(
+    req: CapacityRequest, history: list[ProbeRecord], probes: list[ProbeResult]
+) -> Settled | None:
     """After a probe that was not stable, wait until the target has drained its backlog."""
     if not history or history[-1].state == "stable":
         return None

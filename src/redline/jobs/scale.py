@@ -25,7 +25,7 @@ from redline.storm.driver import StormDriver
 from redline.storm.model import InstanceSpec, StormPlan
 
 # (run id, plan) -> (driver, its instance specs, the target's description)
-DriverFactory = Callable[[str, StormPlan], tuple[StormDriver, list[InstanceSpec], dict]]
+DriverFactory = Callable[[str, StormPlan], tuple[StormDriver, list[InstanceSpec], dict[str, Any]]]
 
 
 @dataclass

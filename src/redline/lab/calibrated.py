@@ -17,9 +17,11 @@ import random
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic_ns
-from typing import Literal
+from types import FrameType
+from typing import Any, Literal, cast
 
 import httptools
 
@@ -53,7 +55,7 @@ class CalibratedConfig:
     def capacity(self) -> float:
         return self.servers * 1000.0 / self.service_ms
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "kind": "calibrated",
             "servers": self.servers,
@@ -72,14 +74,14 @@ class CalibratedServer:
         self.free_at = [0] * config.servers  # heap of the instants each server becomes free
         self.service_ns = int(config.service_ms * 1e6)
         self.rng = random.Random(config.seed)
-        self.pending: list[tuple[int, int, "_Conn", bytes, bool]] = []
+        self.pending: list[tuple[int, int, _Conn, bytes, bool]] = []
         self.seq = itertools.count()
         self.timer = PreciseTimer(loop, self._release)
         self.recent: deque[int] = deque()
         self.served = 0
         self.shed = 0
 
-    def admit(self, conn: "_Conn", keep_alive: bool) -> None:
+    def admit(self, conn: _Conn, keep_alive: bool) -> None:
         now = monotonic_ns()
         if self.config.shed_above is not None and self._over_rate(now):
             self.shed += 1
@@ -117,7 +119,7 @@ class CalibratedServer:
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("server", "transport", "parser", "last_done", "closed")
+    __slots__ = ("closed", "last_done", "parser", "server", "transport")
 
     def __init__(self, server: CalibratedServer) -> None:
         self.server = server
@@ -126,8 +128,8 @@ class _Conn(asyncio.Protocol):
         self.last_done = 0
         self.closed = False
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's transports are Transports
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -135,7 +137,7 @@ class _Conn(asyncio.Protocol):
         except httptools.HttpParserError:
             self.respond(_BAD, False)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
 
     def on_message_complete(self) -> None:
@@ -150,7 +152,9 @@ class _Conn(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
 
 
-async def serve(config: CalibratedConfig, host: str = "127.0.0.1", port: int = 0, ready=None) -> None:
+async def serve(
+    config: CalibratedConfig, host: str = "127.0.0.1", port: int = 0, ready: Callable[[int], None] | None = None
+) -> None:
     """Serve until cancelled. `ready(port)` is called once listening."""
     loop = asyncio.get_running_loop()
     model = CalibratedServer(loop, config)
@@ -172,7 +176,7 @@ def run_forever(config: CalibratedConfig, host: str, port: int) -> None:
             flush=True,
         )
 
-    def stop(signum, frame):  # noqa: ARG001
+    def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     # SIGTERM (how redline stops the targets it starts) ends it as cleanly as Ctrl-C.

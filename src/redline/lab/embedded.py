@@ -39,9 +39,17 @@ def start_identity(cpus: tuple[int, ...] | None, workers: int | None = None) -> 
     password = secrets.token_urlsafe(16)
     n = workers or (len(cpus) if cpus else 2)
     try:
-        state = identity.up(identity.IdentityLabConfig(d, workers=n, hash_rounds=HASH_ROUNDS, bench_users=USERS, cpus=cpus), password)
+        state = identity.up(
+            identity.IdentityLabConfig(d, workers=n, hash_rounds=HASH_ROUNDS, bench_users=USERS, cpus=cpus), password
+        )
     except BaseException:
         shutil.rmtree(d, ignore_errors=True)
         raise
-    creds = Credentials(auth_url=state.url, username=state.admin_user, password=password, project_name=state.admin_project, source="embedded")
+    creds = Credentials(
+        auth_url=state.url,
+        username=state.admin_user,
+        password=password,
+        project_name=state.admin_project,
+        source="embedded",
+    )
     return EmbeddedIdentity(state, creds, d)

@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redline import procs
 from redline.errors import UserError
@@ -44,15 +45,15 @@ class LabState:
     image: GuestImage
     network: str
     started_pids: dict[str, int]
-    knobs: LabKnobs = LabKnobs()
+    knobs: LabKnobs = field(default_factory=LabKnobs)
     libvirtd_owned: bool = True  # False: a libvirtd already answering was reused, its config is its own
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"uri": self.uri, "virt_type": self.virt_type, "kvm_note": self.kvm_note, "image": self.image.to_dict(),
                 "network": self.network, "started_pids": self.started_pids, "knobs": self.knobs.to_dict(),
                 "libvirtd_owned": self.libvirtd_owned}  # fmt: skip
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What a storm's run.json records about the lab it ran on."""
         return {"kind": "hypervisor-lab", "uri": self.uri, "virt_type": self.virt_type, "kvm_note": self.kvm_note,
                 "kernel": self.image.kernel_version, "knobs": self.knobs.to_dict(),
@@ -82,7 +83,9 @@ def load_state(state_dir: Path | None = None) -> LabState | None:
 def require_state(state_dir: Path | None = None) -> LabState:
     state = load_state(state_dir)
     if state is None:
-        raise UserError(f"the hypervisor lab is not up (no {(state_dir or default_state_dir()) / STATE_FILE}): run `redline lab hypervisor up`")
+        raise UserError(
+            f"the hypervisor lab is not up (no {(state_dir or default_state_dir()) / STATE_FILE}): run `redline lab hypervisor up`"
+        )
     return state
 
 
@@ -129,10 +132,14 @@ _SECURITY_PROBES = {"apparmor": "/sys/kernel/security/apparmor", "selinux": "/sy
 def check_security_driver(name: str) -> None:
     probe = _SECURITY_PROBES.get(name)
     if probe is not None and not os.path.exists(probe):
-        raise UserError(f"security driver {name} is not available on this host (no {probe}); use --security-driver none")
+        raise UserError(
+            f"security driver {name} is not available on this host (no {probe}); use --security-driver none"
+        )
 
 
-def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto", knobs: LabKnobs | None = None) -> LabState:
+def up(
+    state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto", knobs: LabKnobs | None = None
+) -> LabState:
     """Start (or reconfigure) the lab. `knobs` are applied in full: unset ones return to libvirt's defaults."""
     state_dir = state_dir or default_state_dir()
     knobs = knobs or LabKnobs(virt=virt)
@@ -151,7 +158,9 @@ def up(state_dir: Path | None = None, rebuild: bool = False, virt: str = "auto",
                 # The knobs changed: libvirtd reads its config only when it starts.
                 daemons.restart_libvirtd(pids["libvirtd"])
         elif knobs != LabKnobs(virt=knobs.virt, memory_mib=knobs.memory_mib):
-            raise UserError("a libvirtd that this lab did not start is running: its settings cannot be changed here; stop it, or use no libvirtd knobs")
+            raise UserError(
+                "a libvirtd that this lab did not start is running: its settings cannot be changed here; stop it, or use no libvirtd knobs"
+            )
         else:
             owned = False  # someone else's libvirtd: reused as it is, never stopped
     else:
@@ -176,7 +185,9 @@ def remove_storm_leftovers(state_dir: Path, run_id: str | None = None) -> list[s
     `run_id` is None); return what was removed. For storms that died without cleaning up."""
     state = load_state(state_dir)
     done = destroy_domains(state.uri if state else URI, run_id)
-    names = [network_name(run_id)] if run_id else [n for n in list_namespaces() if n.startswith(PREFIX) and n != LAB_NETNS]
+    names = (
+        [network_name(run_id)] if run_id else [n for n in list_namespaces() if n.startswith(PREFIX) and n != LAB_NETNS]
+    )
     for ns in names:
         if GuestNetwork(ns, state_dir / NET_DIR).remove():
             done.append(f"removed network namespace {ns} and its dnsmasq")
@@ -209,11 +220,11 @@ def down(state_dir: Path | None = None) -> list[str]:
     return done
 
 
-def status(state_dir: Path | None = None) -> dict:
+def status(state_dir: Path | None = None) -> dict[str, Any]:
     state_dir = state_dir or default_state_dir()
     state = load_state(state_dir)
     daemons = LibvirtDaemons(state_dir / "libvirt")
-    out: dict = {
+    out: dict[str, Any] = {
         "state_dir": str(state_dir),
         "up": state is not None,
         "libvirtd_answering": daemons.answering(),

@@ -54,7 +54,9 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
     d = config.state_dir
     current = running(d)
     if current is not None:
-        raise UserError(f"the reference identity service is already running at {current.url} (pid {current.pid}); stop it with `redline lab identity down`")
+        raise UserError(
+            f"the reference identity service is already running at {current.url} (pid {current.pid}); stop it with `redline lab identity down`"
+        )
     try:
         d.mkdir(parents=True, exist_ok=True)
         for stale in (d / DB_NAME, d / f"{DB_NAME}-wal", d / f"{DB_NAME}-shm"):

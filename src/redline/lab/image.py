@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from redline.errors import UserError
 
@@ -73,17 +74,19 @@ class GuestImage:
     kernel_version: str
     cmdline: str = CMDLINE
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         return {"kernel": str(self.kernel), "initrd": str(self.initrd), "private_key": str(self.private_key),
                 "public_key": self.public_key, "kernel_version": self.kernel_version, "cmdline": self.cmdline}  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GuestImage":
+    def from_dict(cls, d: dict[str, Any]) -> GuestImage:
         # The command line is code, not data: a state saved by an older redline gets today's.
-        return cls(Path(d["kernel"]), Path(d["initrd"]), Path(d["private_key"]), d["public_key"], d["kernel_version"], CMDLINE)
+        return cls(
+            Path(d["kernel"]), Path(d["initrd"]), Path(d["private_key"]), d["public_key"], d["kernel_version"], CMDLINE
+        )
 
 
-def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> str:
+def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> str:
     try:
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
@@ -182,7 +185,19 @@ def build_image(state_dir: Path, rebuild: bool = False) -> GuestImage:
             raise UserError(f"{kpkg} holds no /boot/vmlinuz")
         kver = vmlinuz[0].name.removeprefix("vmlinuz-")
         root = tmp / "root"
-        for d in ("bin", "sbin", "etc/dropbear", "lib/modules", "root/.ssh", "proc", "sys", "dev", "tmp", "var/run", "usr/sbin"):
+        for d in (
+            "bin",
+            "sbin",
+            "etc/dropbear",
+            "lib/modules",
+            "root/.ssh",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "var/run",
+            "usr/sbin",
+        ):
             (root / d).mkdir(parents=True, exist_ok=True)
         shutil.copy2(x / "bin/busybox", root / "bin/busybox")
         (root / "bin/sh").symlink_to("busybox")
@@ -204,9 +219,9 @@ def build_image(state_dir: Path, rebuild: bool = False) -> GuestImage:
         lib_dirs = [x / "usr/lib/x86_64-linux-gnu", x / "lib/x86_64-linux-gnu"]
         for lib in _library_closure(dropbear, lib_dirs):
             rel = lib
-            for d in lib_dirs:
-                if lib.is_relative_to(d):
-                    rel = Path("/usr/lib/x86_64-linux-gnu") / lib.relative_to(d)
+            for lib_dir in lib_dirs:
+                if lib.is_relative_to(lib_dir):
+                    rel = Path("/usr/lib/x86_64-linux-gnu") / lib.relative_to(lib_dir)
             dest = root / str(rel).lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(lib.resolve(), dest)

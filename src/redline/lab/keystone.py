@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from redline.errors import UserError
 from redline.lab import keystone_db, keystone_servers, keystone_venv
@@ -57,7 +58,7 @@ class KeystoneLabConfig:
         if not 0 <= self.port <= 65535:
             raise UserError(f"--port must be 0..65535, not {self.port}")
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "server": self.server,
             "processes": self.processes,
@@ -76,7 +77,8 @@ def default_state_dir() -> Path:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _conf(c: KeystoneLabConfig, d: Path, memcached_port: int | None, connection: str) -> str:
@@ -103,7 +105,7 @@ max_password_length = 72
 {cache}"""
 
 
-def _manage(vdir: Path, conf: Path, args: list[str], env: dict, what: str) -> None:
+def _manage(vdir: Path, conf: Path, args: list[str], env: dict[str, str], what: str) -> None:
     cmd = [str(vdir / "bin" / "keystone-manage"), "--config-file", str(conf), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
     if r.returncode != 0:
@@ -111,7 +113,9 @@ def _manage(vdir: Path, conf: Path, args: list[str], env: dict, what: str) -> No
         raise UserError(f"keystone-manage {args[0]} failed ({what}): {last[-1] if last else r.returncode}")
 
 
-def _wait_http(url: str, procs: list[tuple[subprocess.Popen, keystone_servers.Launch]], timeout: float = 90.0) -> None:
+def _wait_http(
+    url: str, procs: list[tuple[subprocess.Popen[bytes], keystone_servers.Launch]], timeout: float = 90.0
+) -> None:
     client = KeystoneClient(url, timeout_s=5)
 
     def answers() -> bool:
@@ -119,14 +123,18 @@ def _wait_http(url: str, procs: list[tuple[subprocess.Popen, keystone_servers.La
             if proc.poll() is not None:
                 log = launch.log
                 text = [l for l in log.read_text(errors="replace").splitlines() if l.strip()] if log.exists() else []
-                raise UserError(f"Keystone's {launch.name} exited at start: {text[-1] if text else proc.returncode} (log: {log})")
+                raise UserError(
+                    f"Keystone's {launch.name} exited at start: {text[-1] if text else proc.returncode} (log: {log})"
+                )
         try:
             return client.request("GET", "")[0] == 200
         except UserError:
             return False
 
     if not wait_until(answers, timeout, 0.3):
-        raise UserError(f"Keystone did not answer on {url} within {timeout:g} s (logs: {', '.join(str(l.log) for _, l in procs)})")
+        raise UserError(
+            f"Keystone did not answer on {url} within {timeout:g} s (logs: {', '.join(str(l.log) for _, l in procs)})"
+        )
 
 
 def _create_bench_users(url: str, password: str, n: int) -> None:
@@ -136,7 +144,7 @@ def _create_bench_users(url: str, password: str, n: int) -> None:
     admin = client.issue(password_auth_body("admin", password, "Default", "admin", "Default"), "user 'admin'").token
     h = {"X-Auth-Token": admin}
 
-    def call(method: str, path: str, body: dict | None = None) -> dict:
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         status, _, raw = client.request(method, path, json.dumps(body).encode() if body else None, h)
         if status >= 300:
             raise UserError(f"Keystone {method} {path} answered {status} while creating benchmark users")
@@ -147,7 +155,9 @@ def _create_bench_users(url: str, password: str, n: int) -> None:
     if not roles:
         raise UserError("Keystone has no role 'member' after bootstrap")
     for i in range(n):
-        uid = call("POST", "/users", {"user": {"name": f"bench-{i}", "domain_id": "default", "password": password}})["user"]["id"]
+        uid = call("POST", "/users", {"user": {"name": f"bench-{i}", "domain_id": "default", "password": password}})[
+            "user"
+        ]["id"]
         call("PUT", f"/projects/{project}/users/{uid}/roles/{roles[0]['id']}")
 
 
@@ -155,7 +165,9 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
     d = c.state_dir
     current = running(d)
     if current is not None:
-        raise UserError(f"Keystone is already running at {current.url} (pid {current.pid}); stop it with `redline lab keystone down`")
+        raise UserError(
+            f"Keystone is already running at {current.url} (pid {current.pid}); stop it with `redline lab keystone down`"
+        )
     _stop_extras(d)
     keystone_servers.check_system(c.server)
     on_step("checking the Keystone virtualenv")
@@ -183,7 +195,11 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
                 raise UserError("memcached is not installed (apt-get install memcached)")
             mport = free_port()
             on_step(f"starting memcached on 127.0.0.1:{mport}")
-            mproc = spawn_detached([exe, "-l", "127.0.0.1", "-p", str(mport), "-U", "0", "-m", "256", "-u", "root"], d / "memcached.log", c.cpus)
+            mproc = spawn_detached(
+                [exe, "-l", "127.0.0.1", "-p", str(mport), "-U", "0", "-m", "256", "-u", "root"],
+                d / "memcached.log",
+                c.cpus,
+            )
             extra.append(mproc.pid)
             started.append(mproc.pid)
             _wait_port(mport, mproc, "memcached")
@@ -231,11 +247,15 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
 
 
 def _version(vdir: Path) -> str:
-    r = subprocess.run([keystone_venv.python_of(vdir), "-c", "import importlib.metadata as m; print(m.version('keystone'))"], capture_output=True, text=True)
+    r = subprocess.run(
+        [keystone_venv.python_of(vdir), "-c", "import importlib.metadata as m; print(m.version('keystone'))"],
+        capture_output=True,
+        text=True,
+    )
     return r.stdout.strip() or "?"
 
 
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 10.0) -> None:
     def listens() -> bool:
         if proc.poll() is not None:
             raise UserError(f"{what} exited at start ({proc.returncode})")

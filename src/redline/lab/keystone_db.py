@@ -57,7 +57,7 @@ class Database:
     pid: int | None = None  # the server's (None for SQLite)
     socket: str | None = None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, str]:
         """For state.json and run.json: what a reader needs to compare runs."""
         return {"db_storage": self.storage, "db_version": self.version}
 
@@ -119,7 +119,12 @@ def stop(state_dir: Path) -> int | None:
         # The server's own clean shutdown (PostgreSQL: SIGINT = fast; MariaDB: SIGTERM), then
         # SIGKILL for whatever is left of it and its children: PostgreSQL's backends each
         # run in their own session, so stopping the postmaster's process group would miss them.
-        procs.stop(rec.pid, timeout_s=_STOP_TIMEOUT_S, sig=signal.SIGINT if rec.kind == "postgresql" else signal.SIGTERM, children=True)
+        procs.stop(
+            rec.pid,
+            timeout_s=_STOP_TIMEOUT_S,
+            sig=signal.SIGINT if rec.kind == "postgresql" else signal.SIGTERM,
+            children=True,
+        )
         stopped = rec.pid
     mount = state_dir / DB_DIR
     if os.path.ismount(mount):
@@ -146,7 +151,14 @@ def _pg_bindir() -> Path:
     raise UserError("PostgreSQL is not installed (apt-get install postgresql): no postgres, initdb and psql found")
 
 
-def _start_postgresql(state_dir: Path, db: Path, storage: str, settings: tuple[str, ...], cpus, on_step) -> Database:
+def _start_postgresql(
+    state_dir: Path,
+    db: Path,
+    storage: str,
+    settings: tuple[str, ...],
+    cpus: tuple[int, ...] | None,
+    on_step: Callable[[str], None],
+) -> Database:
     bindir = _pg_bindir()
     data, run = db / "data", db / "run"
     _socket_fits(run / ".s.PGSQL.5432")
@@ -183,15 +195,26 @@ def _pg_version(bindir: Path) -> str:
 
 def _mariadb_bins() -> tuple[str, str, str]:
     def find(name: str) -> str | None:
-        return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None)
+        return shutil.which(name) or next(
+            (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+        )
 
     found = [find(n) for n in ("mariadbd", "mariadb-install-db", "mariadb")]
     if None in found:
-        raise UserError("MariaDB is not installed (apt-get install mariadb-server): no mariadbd, mariadb-install-db and mariadb found")
+        raise UserError(
+            "MariaDB is not installed (apt-get install mariadb-server): no mariadbd, mariadb-install-db and mariadb found"
+        )
     return found[0], found[1], found[2]  # type: ignore[return-value]
 
 
-def _start_mariadb(state_dir: Path, db: Path, storage: str, settings: tuple[str, ...], cpus, on_step) -> Database:
+def _start_mariadb(
+    state_dir: Path,
+    db: Path,
+    storage: str,
+    settings: tuple[str, ...],
+    cpus: tuple[int, ...] | None,
+    on_step: Callable[[str], None],
+) -> Database:
     mariadbd, install_db, client = _mariadb_bins()
     data, run = db / "data", db / "run"
     sock = run / "mysqld.sock"
@@ -295,7 +318,9 @@ def _socket_fits(sock: Path) -> None:
 
 def _run(cmd: list[str], what: str, stdin: str | None = None, timeout: float = 120.0) -> None:
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, input=stdin if stdin is not None else "", timeout=timeout)
+        r = subprocess.run(
+            cmd, capture_output=True, text=True, input=stdin if stdin is not None else "", timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         raise UserError(f"{what} did not finish within {timeout:g} s") from None
     if r.returncode != 0:
@@ -315,7 +340,7 @@ def _last_line(text: str) -> str:
     return (errors or lines or [""])[-1]
 
 
-def _await_ready(proc: subprocess.Popen, log: Path, marker: str, what: str) -> None:
+def _await_ready(proc: subprocess.Popen[bytes], log: Path, marker: str, what: str) -> None:
     def ready() -> bool:
         text = log.read_text(errors="replace") if log.exists() else ""
         if marker in text:

@@ -48,7 +48,9 @@ STATE_FILES = ("server.log", "gunicorn.conf.py", "keystone.wsgi", "uwsgi.sock", 
 
 def check_system(server: str) -> None:
     """The Debian packages a server needs (before pip tries to build mod_wsgi without apxs)."""
-    if server == "apache" and (shutil.which("apxs") is None or shutil.which("apache2") is None and shutil.which("httpd") is None):
+    if server == "apache" and (
+        shutil.which("apxs") is None or (shutil.which("apache2") is None and shutil.which("httpd") is None)
+    ):
         raise UserError("--server apache needs Debian's apache2 and apache2-dev (apt-get install apache2 apache2-dev)")
     if server == "nginx-uwsgi" and _nginx() is None:
         raise UserError("--server nginx-uwsgi needs Debian's nginx (apt-get install nginx)")
@@ -61,7 +63,13 @@ def _nginx() -> str | None:
 def plan(server: str, vdir: Path, d: Path, port: int, processes: int, threads: int, config_file: Path) -> ServerPlan:
     """Write the server's configuration under `d` and say what to start."""
     if server == "uwsgi":
-        return ServerPlan((Launch("uwsgi", _uwsgi(vdir, processes, threads, ("--http-socket", f"127.0.0.1:{port}")), d / "server.log"),))
+        return ServerPlan(
+            (
+                Launch(
+                    "uwsgi", _uwsgi(vdir, processes, threads, ("--http-socket", f"127.0.0.1:{port}")), d / "server.log"
+                ),
+            )
+        )
     if server == "gunicorn":
         return _gunicorn(vdir, d, port, processes, threads)
     if server == "apache":
@@ -83,8 +91,7 @@ def _uwsgi(vdir: Path, processes: int, threads: int, socket_args: tuple[str, ...
 def _gunicorn(vdir: Path, d: Path, port: int, processes: int, threads: int) -> ServerPlan:
     conf = d / "gunicorn.conf.py"  # keystone parses sys.argv: settings go in a file
     conf.write_text(
-        f"bind = '127.0.0.1:{port}'\nworkers = {processes}\nthreads = {threads}\n"
-        f"wsgi_app = '{APP}'\nbacklog = 1024\n"
+        f"bind = '127.0.0.1:{port}'\nworkers = {processes}\nthreads = {threads}\nwsgi_app = '{APP}'\nbacklog = 1024\n"
     )
     return ServerPlan((Launch("gunicorn", (str(vdir / "bin" / "gunicorn"), "-c", str(conf)), d / "server.log"),))
 
@@ -127,8 +134,20 @@ def _unprivileged(args: tuple[str, ...]) -> tuple[str, ...]:
         pw = pwd.getpwnam("www-data")
         group = grp.getgrgid(pw.pw_gid).gr_name
     except KeyError:
-        raise UserError("--server apache as root needs the user www-data (Debian's apache2 package creates it)") from None
-    return (unshare, "--user", f"--map-user={pw.pw_uid}", f"--map-group={pw.pw_gid}", *args, "--user", pw.pw_name, "--group", group)
+        raise UserError(
+            "--server apache as root needs the user www-data (Debian's apache2 package creates it)"
+        ) from None
+    return (
+        unshare,
+        "--user",
+        f"--map-user={pw.pw_uid}",
+        f"--map-group={pw.pw_gid}",
+        *args,
+        "--user",
+        pw.pw_name,
+        "--group",
+        group,
+    )
 
 
 def _nginx_uwsgi(vdir: Path, d: Path, port: int, processes: int, threads: int) -> ServerPlan:
@@ -138,7 +157,9 @@ def _nginx_uwsgi(vdir: Path, d: Path, port: int, processes: int, threads: int) -
     root = d / "nginx"
     sock = d / "uwsgi.sock"
     uwsgi = _uwsgi(vdir, processes, threads, ("--socket", str(sock), "--chmod-socket=600"))
-    temp = "\n".join(f"    {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     conf = root / "nginx.conf"
     params = {  # Debian's uwsgi_params passes $host (no port) as HTTP_HOST: Keystone's links need the port
         "QUERY_STRING": "$query_string", "REQUEST_METHOD": "$request_method", "CONTENT_TYPE": "$content_type",

@@ -54,11 +54,13 @@ def ensure(wanted: tuple[str, ...], on_line: Callable[[str], None] | None = None
     for line in proc.stdout:
         line = line.rstrip()
         if line and not line.startswith("WARNING: Location"):
-            tail = (tail + [line])[-5:]
+            tail = ([*tail, line])[-5:]
             if on_line is not None:
                 on_line(line)
     if proc.wait() != 0:
-        raise UserError(f"pip could not install {' '.join(packages)} into {vdir}: {tail[-1] if tail else proc.returncode}")
+        raise UserError(
+            f"pip could not install {' '.join(packages)} into {vdir}: {tail[-1] if tail else proc.returncode}"
+        )
     return vdir
 
 

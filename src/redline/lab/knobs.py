@@ -9,6 +9,7 @@ qemu.conf or the domain XML, so a storm can be repeated with one thing changed. 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from redline.errors import UserError
 
@@ -35,7 +36,9 @@ class LabKnobs:
             if v is not None and not 1 <= v <= 1000:
                 raise UserError(f"--{name.replace('_', '-')} must be 1..1000 (got {v})")
         if self.security_driver not in SECURITY_DRIVERS:
-            raise UserError(f"--security-driver must be one of {', '.join(SECURITY_DRIVERS)}, not {self.security_driver!r}")
+            raise UserError(
+                f"--security-driver must be one of {', '.join(SECURITY_DRIVERS)}, not {self.security_driver!r}"
+            )
         if not 64 <= self.memory_mib <= 4096:
             raise UserError(f"--memory must be 64..4096 MiB (got {self.memory_mib})")
         if self.virt not in VIRT_CHOICES:
@@ -60,9 +63,9 @@ class LabKnobs:
             "cgroup_controllers": None if self.cgroups else "[ ]",
         }
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LabKnobs":
+    def from_dict(cls, d: dict[str, Any]) -> LabKnobs:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})

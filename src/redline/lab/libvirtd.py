@@ -21,10 +21,23 @@ from redline import procs
 from redline.errors import UserError
 from redline.lab.knobs import LabKnobs
 
-PACKAGES = ("libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "libxml2-utils", "libvirt0")
+PACKAGES = (
+    "libvirt-daemon",
+    "libvirt-daemon-driver-qemu",
+    "libvirt-clients",
+    "qemu-system-x86",
+    "libxml2-utils",
+    "libvirt0",
+)
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 QEMU_SETTINGS = {"user": '"root"', "group": '"root"', "security_driver": '"none"'}
-RUNTIME_DIRS = ("/var/log/libvirt", "/var/lib/libvirt/qemu", "/var/cache/libvirt", "/run/libvirt", "/var/lib/libvirt/images")
+RUNTIME_DIRS = (
+    "/var/log/libvirt",
+    "/var/lib/libvirt/qemu",
+    "/var/cache/libvirt",
+    "/run/libvirt",
+    "/var/lib/libvirt/images",
+)
 URI = "qemu:///system"
 
 
@@ -40,10 +53,17 @@ def ensure_installed(packages: tuple[str, ...] = PACKAGES) -> None:
         raise UserError("libvirtd is not installed and installing it needs root: apt-get install " + " ".join(packages))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True, timeout=300)
-    r = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-                       env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if r.returncode != 0 or not shutil.which("libvirtd"):
-        raise UserError(f"installing libvirt failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+        raise UserError(
+            f"installing libvirt failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}"
+        )
 
 
 def set_conf_keys(text: str, settings: dict[str, str | None]) -> str:
@@ -67,7 +87,7 @@ def set_conf_keys(text: str, settings: dict[str, str | None]) -> str:
 
 def libvirtd_conf(knobs: LabKnobs, log: Path) -> str:
     """The lab's private libvirtd.conf: the default sockets, a log file, and the knobs."""
-    return set_conf_keys('log_outputs = "3:file:%s"\n' % log, knobs.libvirtd_settings())
+    return set_conf_keys(f'log_outputs = "3:file:{log}"\n', knobs.libvirtd_settings())
 
 
 def qemu_conf(old: str, knobs: LabKnobs) -> str:
@@ -104,7 +124,9 @@ class LibvirtDaemons:
             Path(d).mkdir(parents=True, exist_ok=True)
         if _run(["getent", "passwd", "libvirt-qemu"]).returncode != 0:
             # libvirtd refuses to start without the user its Debian build defaults to.
-            _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "libvirt-qemu"], check=True)
+            _run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "libvirt-qemu"], check=True
+            )
         QEMU_CONF.parent.mkdir(parents=True, exist_ok=True)
         old = QEMU_CONF.read_bytes() if QEMU_CONF.exists() else None
         new = self.wanted_qemu_conf().encode()
@@ -143,16 +165,19 @@ class LibvirtDaemons:
         self.started_pids.pop("libvirtd", None)
         self.start(timeout)
 
-    def start(self, timeout: float = 30) -> "LibvirtDaemons":
+    def start(self, timeout: float = 30) -> LibvirtDaemons:
         if self.answering():
             return self  # someone else's libvirtd: reuse, never stop it
         self.prepare()
-        for name, extra in (("virtlogd", []), ("libvirtd", [])):
+        daemons: tuple[tuple[str, list[str]], ...] = (("virtlogd", []), ("libvirtd", []))
+        for name, extra in daemons:
             if name == "virtlogd" and self._virtlogd_running():
                 continue  # one virtlogd serves any libvirtd; a restarted libvirtd reuses it
             pidfile = self.state_dir / f"{name}.pid"
             pidfile.unlink(missing_ok=True)
-            r = _run([name, "-d", "-f", str(self.state_dir / f"{name}.conf"), "-p", str(pidfile), *extra], timeout=timeout)
+            r = _run(
+                [name, "-d", "-f", str(self.state_dir / f"{name}.conf"), "-p", str(pidfile), *extra], timeout=timeout
+            )
             if r.returncode != 0:
                 self.stop()
                 raise UserError(f"{name} did not start: {(r.stderr or r.stdout).strip() or r.returncode}")
@@ -178,7 +203,7 @@ class LibvirtDaemons:
             QEMU_CONF.write_bytes(self._qemu_conf_backup)
         self._qemu_conf_backup, self._qemu_conf_created = None, False
 
-    def __enter__(self) -> "LibvirtDaemons":
+    def __enter__(self) -> LibvirtDaemons:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -74,7 +74,7 @@ class GuestNetwork:
         """The fixed address of guest `index` (given to it by DHCP once `up(hosts)` says so)."""
         return guest_ip(index)
 
-    def up(self, hosts: dict[str, str] | None = None) -> "GuestNetwork":
+    def up(self, hosts: dict[str, str] | None = None) -> GuestNetwork:
         """Create the namespace, bridge and DHCP server; `hosts` maps MAC → fixed address."""
         if os.geteuid() != 0:
             raise UserError("creating a network namespace needs root")
@@ -85,7 +85,10 @@ class GuestNetwork:
             ns = ("-n", self.name)
             _ip(*ns, "link", "set", "lo", "up")
             if _ip(*ns, "link", "show", BRIDGE).returncode != 0:
-                _check(_ip(*ns, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0"), "creating the bridge")
+                _check(
+                    _ip(*ns, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0"),
+                    "creating the bridge",
+                )
                 _check(_ip(*ns, "addr", "add", f"{GATEWAY}/16", "dev", BRIDGE), "addressing the bridge")
             _check(_ip(*ns, "link", "set", BRIDGE, "up"), "bringing the bridge up")
             self.set_hosts(hosts or {})
@@ -140,7 +143,9 @@ class GuestNetwork:
         tail = f"/{self.name}.dnsmasq.pid"
         out = []
         for p in psutil.process_iter(["name", "cmdline"]):
-            if p.info["name"] == "dnsmasq" and any(a.startswith("--pid-file=") and a.endswith(tail) for a in p.info["cmdline"] or ()):
+            if p.info["name"] == "dnsmasq" and any(
+                a.startswith("--pid-file=") and a.endswith(tail) for a in p.info["cmdline"] or ()
+            ):
                 out.append(p.pid)
         return out
 
@@ -201,7 +206,7 @@ def socket_in_netns(name: str, family: int, type_: int, proto: int = 0) -> socke
             finally:
                 os.close(fd)
             result.append(socket.socket(family, type_, proto))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller
             result.append(exc)
 
     t = threading.Thread(target=worker, name=f"netns-{name}", daemon=True)

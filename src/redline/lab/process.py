@@ -19,7 +19,7 @@ _URL = re.compile(r"(https?://[^\s/]+)/")
 class LabProcess:
     """A target started by redline: stopped (and waited for) on `stop()` or context exit."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen[str]
     url: str
     banner: str
 
@@ -34,10 +34,10 @@ class LabProcess:
             procs.stop(self.proc.pid, timeout_s=timeout)
             self.proc.poll()  # collected already; Popen learns that it has ended
 
-    def __enter__(self) -> "LabProcess":
+    def __enter__(self) -> LabProcess:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -71,7 +71,7 @@ def start_calibrated(
     return _await_banner(proc, "calibrated target")
 
 
-def _await_banner(proc: subprocess.Popen, what: str, timeout: float = 20.0) -> LabProcess:
+def _await_banner(proc: subprocess.Popen[str], what: str, timeout: float = 20.0) -> LabProcess:
     assert proc.stdout is not None
     stdout = proc.stdout
 

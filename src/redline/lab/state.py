@@ -10,6 +10,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redline.errors import UserError
 from redline.procs import alive, stop, wait_until
@@ -38,12 +39,12 @@ class ServiceState:
     bench_project: str
     password_hash_rounds: int
     started_at: float
-    config: dict = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     extra_pids: tuple[int, ...] = ()  # helpers started with it (memcached, a database)
 
     @classmethod
-    def bootstrapped(cls, kind: str, pid: int, url: str, hash_rounds: int, bench_users: int, config: dict,
-                     extra_pids: tuple[int, ...] = ()) -> "ServiceState":  # fmt: skip
+    def bootstrapped(cls, kind: str, pid: int, url: str, hash_rounds: int, bench_users: int, config: dict[str, Any],
+                     extra_pids: tuple[int, ...] = ()) -> ServiceState:  # fmt: skip
         """A service started just now, bootstrapped the lab's way: admin in project admin,
         users bench-0… in project bench."""
         return cls(kind=kind, pid=pid, url=url, admin_user="admin", admin_project="admin",
@@ -56,7 +57,7 @@ class ServiceState:
         tmp.replace(state_dir / STATE_JSON)
 
     @classmethod
-    def load(cls, state_dir: Path) -> "ServiceState | None":
+    def load(cls, state_dir: Path) -> ServiceState | None:
         try:
             doc = json.loads((state_dir / STATE_JSON).read_text())
             doc["bench_users"] = tuple(doc["bench_users"])
@@ -65,7 +66,7 @@ class ServiceState:
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """For a run's target description (what a reader needs to compare runs)."""
         return {
             "kind": self.kind,
@@ -80,7 +81,9 @@ def running(state_dir: Path) -> ServiceState | None:
     return state if state is not None and alive(state.pid) else None
 
 
-def spawn_detached(args: list[str], log: Path, cpus: tuple[int, ...] | None = None, env: dict | None = None) -> subprocess.Popen:
+def spawn_detached(
+    args: list[str], log: Path, cpus: tuple[int, ...] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a service in its own session (so its group can be stopped as one), logging to `log`."""
     preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     with open(log, "ab") as fh:
@@ -95,7 +98,7 @@ def spawn_detached(args: list[str], log: Path, cpus: tuple[int, ...] | None = No
         )
 
 
-def wait_for_line(proc: subprocess.Popen, log: Path, marker: str, what: str, timeout: float = 60.0) -> str:
+def wait_for_line(proc: subprocess.Popen[bytes], log: Path, marker: str, what: str, timeout: float = 60.0) -> str:
     """The first log line holding `marker`; a clear error if the process exits first."""
 
     def marker_line() -> str | None:

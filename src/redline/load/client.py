@@ -17,6 +17,7 @@ Keep-alive rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ssl
 from collections import deque
@@ -39,9 +40,9 @@ _CONNECT = int(RequestOutcome.CONNECT)
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "parser", "row", "got", "served", "first_row", "closing")
+    __slots__ = ("closing", "first_row", "got", "parser", "pool", "row", "served", "transport")
 
-    def __init__(self, pool: "Pool", first_row: int) -> None:
+    def __init__(self, pool: Pool, first_row: int) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -98,7 +99,7 @@ class Pool:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        rec: "Recorder",
+        rec: Recorder,
         payloads: list[bytes],
         host: str,
         port: int,
@@ -165,7 +166,7 @@ class Pool:
                 ),
                 self.connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.opening -= 1
             self.connect_failures += 1
             self.last_connect_error = _describe_connect_error(exc)
@@ -207,10 +208,8 @@ class Pool:
 
     def lost(self, conn: Connection, exc: Exception | None) -> None:
         self.busy.discard(conn)
-        try:
+        with contextlib.suppress(ValueError):
             self.idle.remove(conn)
-        except ValueError:
-            pass
         row = conn.row
         if row >= 0:
             conn.row = -1

@@ -7,25 +7,30 @@ SIGTERM into an orderly stop in which every worker hands back what it measured.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from time import monotonic_ns
+from types import FrameType
+from typing import Any, cast
 
 import numpy as np
 
 from redline.errors import TargetUnreachable, UserError
-from redline.load.health import GeneratorHealth, WorkerStats, assess
+from redline.load.health import assess
 from redline.load.request import RequestTemplate, Target
-from redline.model.samples import RequestOutcome, Samples
 from redline.load.schedule import Schedule, split_round_robin
 from redline.load.worker import WorkerSpec, worker_main
+from redline.model.health import GeneratorHealth, WorkerStats
+from redline.model.samples import RequestOutcome, Samples
 
 START_DELAY_NS = 300_000_000  # between "all workers ready" and the common start
 WORKER_START_TIMEOUT_S = 30.0
@@ -59,7 +64,7 @@ class LoadPlan:
             return self.workers
         return len(self.cpus) if self.cpus else len(os.sched_getaffinity(0))
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "rate": self.schedule.rate,
             "end_rate": self.schedule.end_rate,
@@ -150,7 +155,7 @@ def run_load(
     plan: LoadPlan,
     on_progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
-    stop_check: "StopCheck | None" = None,
+    stop_check: StopCheck | None = None,
     on_start: Callable[[tuple[int, ...]], None] | None = None,
 ) -> LoadResult:
     """Run `plan`. `stop_check(live_view, now_ns)` is asked twice a second; a reason it
@@ -173,8 +178,8 @@ def run_load(
     if plan.cpus:
         _set_affinity(plan.cpus)
     ctx = mp.get_context("spawn")
-    procs: list = []
-    pipes: list = []
+    procs: list[BaseProcess] = []
+    pipes: list[Connection] = []
     try:
         for i, share in enumerate(shares):
             parent_end, child_end = ctx.Pipe()
@@ -189,7 +194,9 @@ def run_load(
                 read_timeout_s=plan.read_timeout_s,
                 cpus=plan.cpus,
             )
-            proc = ctx.Process(target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True)
+            proc: BaseProcess = ctx.Process(
+                target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True
+            )
             proc.start()
             child_end.close()
             procs.append(proc)
@@ -219,7 +226,7 @@ def run_load(
     return _merge(plan, results, start_ns, anchor_mono, anchor_wall, flag, tuple(pids))
 
 
-def _set_affinity(cpus) -> None:
+def _set_affinity(cpus: Iterable[int]) -> None:
     try:
         os.sched_setaffinity(0, cpus)
     except OSError as exc:
@@ -231,7 +238,7 @@ def _install_signal_handlers(flag: _StopFlag) -> Callable[[], None]:
         return lambda: None
     previous = {}
 
-    def handler(signum, _frame):
+    def handler(signum: int, _frame: FrameType | None) -> None:
         flag.set(signal.Signals(signum).name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -244,14 +251,14 @@ def _install_signal_handlers(flag: _StopFlag) -> Callable[[], None]:
     return restore
 
 
-def _await_ready(pipes, flag: _StopFlag) -> list[int]:
+def _await_ready(pipes: list[Connection], flag: _StopFlag) -> list[int]:
     pids = [0] * len(pipes)
     waiting = set(range(len(pipes)))
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     while waiting and not flag:
         if time.monotonic() > deadline:
             raise UserError("load generator workers did not start within 30 s")
-        for p in wait([pipes[i] for i in waiting], timeout=0.2):
+        for p in _readable([pipes[i] for i in waiting], timeout=0.2):
             try:
                 msg = p.recv()
             except EOFError:
@@ -261,6 +268,11 @@ def _await_ready(pipes, flag: _StopFlag) -> list[int]:
             pids[msg[1]] = msg[2]
             waiting.discard(msg[1])
     return pids
+
+
+def _readable(pipes: list[Connection], timeout: float) -> list[Connection]:
+    # `wait` answers with some of the objects it was given: here, only pipes.
+    return cast("list[Connection]", wait(pipes, timeout=timeout))
 
 
 class LiveView:
@@ -282,7 +294,8 @@ class LiveView:
         self.done[idx] = done
         self.outcome[idx] = outcome
         answered = outcome <= RequestOutcome.HTTP
-        return done[answered] - self.intended[idx[answered]]
+        latency: np.ndarray = done[answered] - self.intended[idx[answered]]
+        return latency
 
     def snapshot(self) -> Samples:
         """Rows so far as Samples; open rows carry outcome −1 and done −1."""
@@ -305,10 +318,19 @@ class LiveView:
 StopCheck = Callable[[LiveView, int], "str | None"]
 
 
-def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: LoadPlan, on_progress, stop_check):
+def _supervise(
+    pipes: list[Connection],
+    procs: list[BaseProcess],
+    flag: _StopFlag,
+    live: LiveView,
+    span_ns: int,
+    plan: LoadPlan,
+    on_progress: Callable[[Progress], None] | None,
+    stop_check: StopCheck | None,
+) -> tuple[list[dict[str, Any]], list[str]]:
     n = len(pipes)
     start_ns = live.start_ns
-    results: list[dict | None] = [None] * n
+    results: list[dict[str, Any] | None] = [None] * n
     failures: list[str] = []
     state = {i: (0, 0, 0) for i in range(n)}  # next_row, answered (status < 400), errors
     recent: list[np.ndarray] = []
@@ -318,13 +340,11 @@ def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: Loa
     open_pipes = {i: pipes[i] for i in range(n)}
     while open_pipes:
         if flag and not stop_sent:
-            for i, p in open_pipes.items():
-                try:
+            for p in open_pipes.values():
+                with contextlib.suppress(OSError):
                     p.send(("stop", flag.reason))
-                except OSError:
-                    pass
             stop_sent = True
-        ready = wait(list(open_pipes.values()), timeout=0.1)
+        ready = _readable(list(open_pipes.values()), timeout=0.1)
         for p in ready:
             i = next(k for k, v in open_pipes.items() if v is p)
             try:
@@ -381,11 +401,19 @@ def _supervise(pipes, procs, flag: _StopFlag, live: LiveView, span_ns, plan: Loa
     return [r for r in results if r is not None], failures
 
 
-def _merge(plan, results_and_failures, start_ns, anchor_mono, anchor_wall, flag, pids) -> LoadResult:
+def _merge(
+    plan: LoadPlan,
+    results_and_failures: tuple[list[dict[str, Any]], list[str]],
+    start_ns: int,
+    anchor_mono: int,
+    anchor_wall: int,
+    flag: _StopFlag,
+    pids: tuple[int, ...],
+) -> LoadResult:
     results, failures = results_and_failures
     cols: dict[str, list[np.ndarray]] = {}
     stats: list[WorkerStats] = []
-    timelines = []
+    timelines: list[dict[str, np.ndarray]] = []
     for idx, r in enumerate(results):
         c = r["columns"]
         for k, v in c.items():
@@ -424,14 +452,10 @@ def _merge(plan, results_and_failures, start_ns, anchor_mono, anchor_wall, flag,
     order = np.argsort(samples.intended_ns, kind="stable")
     samples = samples.select(order)
     dispatched = dispatched[order]
-    health = assess(
-        samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap
-    )
+    health = assess(samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap)
     if failures:
         health = _with_notes(health, failures)
-    abandoned = next(
-        (s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None
-    )
+    abandoned = next((s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None)
     stopped_early = flag.reason if flag.early else None
     interrupted = not flag.early and (bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats))
     wall = max((s.wall_s for s in stats), default=0.0)

@@ -7,8 +7,6 @@ figures beside them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from redline.model.health import GeneratorHealth, WorkerStats

@@ -18,18 +18,18 @@ class Recorder:
     """
 
     __slots__ = (
-        "intended",
-        "dispatched",
-        "sent",
-        "done",
-        "status",
-        "outcome",
-        "bytes_in",
-        "finished",
-        "errors",
         "answered",
-        "responses",
+        "bytes_in",
+        "dispatched",
+        "done",
+        "errors",
+        "finished",
+        "intended",
+        "outcome",
         "recent",
+        "responses",
+        "sent",
+        "status",
     )
 
     def __init__(self, intended_abs_ns: np.ndarray) -> None:
@@ -63,7 +63,7 @@ class Recorder:
             self.responses += 1
         self.recent.append(row)
 
-    def mark_unsent(self, rows, outcome: int) -> int:
+    def mark_unsent(self, rows: range | list[int], outcome: int) -> int:
         """Give every still-open row among `rows` the outcome `outcome`; returns how many."""
         out = np.frombuffer(self.outcome, dtype=np.int8)
         idx = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows, dtype=np.int64)

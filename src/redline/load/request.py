@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
 from redline import __version__
@@ -29,7 +30,7 @@ class Target:
     ca_file: str | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, tls_verify: bool = True, ca_file: str | None = None) -> "Target":
+    def from_url(cls, url: str, *, tls_verify: bool = True, ca_file: str | None = None) -> Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UserError(f"not an http(s) URL: {url!r}")
@@ -71,7 +72,7 @@ class RequestTemplate:
     # A mix: other templates whose variants are interleaved, `weights[i]` of part i in
     # every round (e.g. 1 issue, 4 validations). When set, this template's own fields
     # are not rendered.
-    parts: tuple["RequestTemplate", ...] = ()
+    parts: tuple[RequestTemplate, ...] = ()
     weights: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -79,7 +80,7 @@ class RequestTemplate:
             raise ValueError("a mixed template needs one positive weight per part")
 
     @classmethod
-    def mix(cls, parts: list[tuple["RequestTemplate", int]]) -> "RequestTemplate":
+    def mix(cls, parts: list[tuple[RequestTemplate, int]]) -> RequestTemplate:
         """Requests of several kinds in a fixed proportion (the engine cycles through variants)."""
         return cls(method="MIX", parts=tuple(p for p, _ in parts), weights=tuple(w for _, w in parts))
 
@@ -116,22 +117,19 @@ class RequestTemplate:
                 lines.append(f"User-Agent: {DEFAULT_USER_AGENT}")
             for name, value in self.headers:
                 lines.append(f"{name}: {_fill(value, values)}")
-            if body or self.method in ("POST", "PUT", "PATCH"):
-                if "content-length" not in names:
-                    lines.append(f"Content-Length: {len(body)}")
+            if (body or self.method in ("POST", "PUT", "PATCH")) and "content-length" not in names:
+                lines.append(f"Content-Length: {len(body)}")
             out.append(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         return out
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """A JSON-able description with secret header values redacted."""
         if self.parts:
             return {"mix": [p.describe() | {"weight": w} for p, w in zip(self.parts, self.weights)]}
         return {
             "method": self.method,
             "path": self.path,
-            "headers": [
-                [k, "<redacted>" if k.lower() in self.secret_headers else v] for k, v in self.headers
-            ],
+            "headers": [[k, "<redacted>" if k.lower() in self.secret_headers else v] for k, v in self.headers],
             "body_bytes": len(self.body),
             "pool_size": len(self.pool) or 1,
         }

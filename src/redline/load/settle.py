@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httptools
 
@@ -25,7 +26,7 @@ class Settled:
     last_ms: float | None
     threshold_ms: float | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "settled": self.settled,
             "waited_s": round(self.waited_s, 3),

@@ -30,7 +30,7 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
-def _load_libc():
+def _load_libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -63,6 +63,7 @@ class PreciseTimer:
             fd = _libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
             if fd >= 0:
                 self.fd = fd
+                self._libc = _libc  # not None here; the methods use it only when fd >= 0
                 self._spec = _Itimerspec()
                 self._spec_ref = ctypes.byref(self._spec)
                 loop.add_reader(fd, self._fired)
@@ -77,7 +78,7 @@ class PreciseTimer:
                 deadline_ns = 1  # zero would disarm the timer
             value = self._spec.it_value
             value.tv_sec, value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
-            _libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+            self._libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
         else:
             if self._handle is not None:
                 self._handle.cancel()
@@ -87,7 +88,7 @@ class PreciseTimer:
     def cancel(self) -> None:
         if self.fd >= 0:
             self._spec.it_value.tv_sec = self._spec.it_value.tv_nsec = 0
-            _libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+            self._libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
         elif self._handle is not None:
             self._handle.cancel()
 

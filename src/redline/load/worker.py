@@ -8,23 +8,26 @@ second and ends with one `("result", ...)` message holding its columns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from bisect import bisect_right
 import resource
 import signal
+import ssl
 import time
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from time import monotonic_ns
+from typing import Any
 
 import numpy as np
 
 from redline.load.client import Pool
 from redline.load.recorder import Recorder
 from redline.load.request import Target
-from redline.model.samples import RequestOutcome
 from redline.load.timer import PreciseTimer
+from redline.model.samples import RequestOutcome
 
 TICK_S = 0.1  # housekeeping: timeouts, timeline
 PROGRESS_EVERY = 5  # ticks between progress reports
@@ -69,11 +72,9 @@ def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
         run = WorkerRun(loop, spec, pipe, ssl_ctx, start_ns=msg[1])
         loop.run_until_complete(run.main())
         pipe.send(("result", spec.index, run.result()))
-    except Exception as exc:  # report, never a traceback on the user's terminal
-        try:
+    except Exception as exc:  # noqa: BLE001 — report, never a traceback on the user's terminal
+        with contextlib.suppress(Exception):
             pipe.send(("failed", spec.index, f"{type(exc).__name__}: {exc}"))
-        except Exception:
-            pass
 
 
 def _raise_fd_limit() -> None:
@@ -83,7 +84,14 @@ def _raise_fd_limit() -> None:
 
 
 class WorkerRun:
-    def __init__(self, loop, spec: WorkerSpec, pipe: Pipe, ssl_ctx, start_ns: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        spec: WorkerSpec,
+        pipe: Pipe,
+        ssl_ctx: ssl.SSLContext | None,
+        start_ns: int,
+    ) -> None:
         self.loop = loop
         self.spec = spec
         self.pipe = pipe
@@ -182,12 +190,11 @@ class WorkerRun:
         if self.ticks % PROGRESS_EVERY == 0:
             self._report(now)
         self._watch_target(now)
-        if now >= self.end_ns and self.next_row >= self.n:
-            # Past the schedule: what still waits for a connection will never be sent.
-            if self.pool.backlog:
-                rows = list(self.pool.backlog)
-                self.pool.backlog.clear()
-                self.rec.mark_unsent(rows, int(RequestOutcome.UNSENT_BACKLOG))
+        # Past the schedule: what still waits for a connection will never be sent.
+        if now >= self.end_ns and self.next_row >= self.n and self.pool.backlog:
+            rows = list(self.pool.backlog)
+            self.pool.backlog.clear()
+            self.rec.mark_unsent(rows, int(RequestOutcome.UNSENT_BACKLOG))
         if self.rec.finished >= self.n:
             self._finish("completed")
             return
@@ -212,7 +219,17 @@ class WorkerRun:
         rows, done, outcome = self.rec.take_recent()
         try:
             self.pipe.send(
-                ("progress", self.spec.index, now, self.next_row, self.rec.answered, self.rec.errors, rows, done, outcome)
+                (
+                    "progress",
+                    self.spec.index,
+                    now,
+                    self.next_row,
+                    self.rec.answered,
+                    self.rec.errors,
+                    rows,
+                    done,
+                    outcome,
+                )
             )
         except OSError:
             self._stop("the controlling process went away")
@@ -273,10 +290,12 @@ class WorkerRun:
                 self.end_reason = reason
             self.finished.set_result(None)
 
-    def result(self) -> dict:
+    def result(self) -> dict[str, Any]:
         cols = self.rec.columns()
         # Rows closed without a response keep NOT_SET in done_ns.
-        cols["outcome"] = np.where(cols["outcome"] < 0, int(RequestOutcome.UNSENT_INTERRUPTED), cols["outcome"]).astype(np.int8)
+        cols["outcome"] = np.where(cols["outcome"] < 0, int(RequestOutcome.UNSENT_INTERRUPTED), cols["outcome"]).astype(
+            np.int8
+        )
         return {
             "columns": cols,
             "timeline": {k: np.frombuffer(v, dtype=np.int64).copy() for k, v in self.timeline.items()},
@@ -291,4 +310,3 @@ class WorkerRun:
             "pid": os.getpid(),
             "cpus": sorted(os.sched_getaffinity(0)),
         }
-

@@ -14,7 +14,6 @@ from enum import IntEnum
 
 import numpy as np
 
-
 NOT_SET = -1
 """Value of `sent_ns` / `done_ns` for a request that was never sent / never finished."""
 
@@ -98,11 +97,13 @@ class Samples:
     @property
     def completed(self) -> np.ndarray:
         """Rows that got a response (any status) — the rows with a latency."""
-        return (self.outcome == RequestOutcome.OK) | (self.outcome == RequestOutcome.HTTP)
+        completed: np.ndarray = (self.outcome == RequestOutcome.OK) | (self.outcome == RequestOutcome.HTTP)
+        return completed
 
     @property
     def ok(self) -> np.ndarray:
-        return self.outcome == RequestOutcome.OK
+        ok: np.ndarray = self.outcome == RequestOutcome.OK
+        return ok
 
     @property
     def errors(self) -> np.ndarray:
@@ -115,17 +116,20 @@ class Samples:
     @property
     def latency_ns(self) -> np.ndarray:
         """done − intended: includes any queueing inside the generator (open loop)."""
-        return self.done_ns - self.intended_ns
+        latency: np.ndarray = self.done_ns - self.intended_ns
+        return latency
 
     @property
     def service_ns(self) -> np.ndarray:
         """done − sent: what a closed-loop tool would report."""
-        return self.done_ns - self.sent_ns
+        service: np.ndarray = self.done_ns - self.sent_ns
+        return service
 
     @property
     def lag_ns(self) -> np.ndarray:
         """sent − intended: how late the generator was in sending."""
-        return self.sent_ns - self.intended_ns
+        lag: np.ndarray = self.sent_ns - self.intended_ns
+        return lag
 
     def t_seconds(self, column: np.ndarray | None = None) -> np.ndarray:
         """Seconds since the start of the measurement window (negative during warm-up)."""
@@ -137,7 +141,7 @@ class Samples:
 
     # -- selection --
 
-    def select(self, mask: np.ndarray) -> "Samples":
+    def select(self, mask: np.ndarray) -> Samples:
         return Samples(
             **{name: getattr(self, name)[mask] for name in _COLUMNS},
             start_ns=self.start_ns,
@@ -146,17 +150,17 @@ class Samples:
             anchor_wall_ns=self.anchor_wall_ns,
         )
 
-    def measured(self) -> "Samples":
+    def measured(self) -> Samples:
         """The rows scheduled inside the measurement window (warm-up dropped)."""
         return self.select(self.intended_ns >= self.measure_from_ns)
 
-    def sorted(self) -> "Samples":
+    def sorted(self) -> Samples:
         return self.select(np.argsort(self.intended_ns, kind="stable"))
 
     # -- construction --
 
     @classmethod
-    def concat(cls, parts: list["Samples"]) -> "Samples":
+    def concat(cls, parts: list[Samples]) -> Samples:
         if not parts:
             raise ValueError("no samples to concatenate")
         first = parts[0]
@@ -170,7 +174,7 @@ class Samples:
         return merged.sorted()
 
     @classmethod
-    def empty(cls, start_ns: int = 0, measure_from_ns: int = 0) -> "Samples":
+    def empty(cls, start_ns: int = 0, measure_from_ns: int = 0) -> Samples:
         return cls(
             **{name: np.zeros(0, dtype=dt) for name, dt in _COLUMNS.items()},
             start_ns=start_ns,

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-
 SCHEMA = "redline.monitor/1"
 
 
@@ -88,7 +87,7 @@ class MonitorSeries:
             origin_ns = int(self.t_ns[0]) if len(self) else 0
         return (self.t_ns - origin_ns) / 1e9
 
-    def between(self, start_ns: int, end_ns: int) -> "MonitorSeries":
+    def between(self, start_ns: int, end_ns: int) -> MonitorSeries:
         """The ticks inside [start_ns, end_ns], e.g. one probe's measurement window."""
         m = (self.t_ns >= start_ns) & (self.t_ns <= end_ns)
         return MonitorSeries(
@@ -152,9 +151,7 @@ class MonitorSeries:
         if self.procs:
             means = np.array([_nanmean(self.proc_cpu_pct[:, i]) for i in range(len(self.procs))])
             order = np.argsort(-np.nan_to_num(means, nan=-1.0))[:top]
-            out["top_processes"] = [
-                {**self.procs[i].to_dict(), **_pct_summary(self.proc_cpu_pct[:, i])} for i in order
-            ]
+            out["top_processes"] = [{**self.procs[i].to_dict(), **_pct_summary(self.proc_cpu_pct[:, i])} for i in order]
         return out
 
 

@@ -63,7 +63,8 @@ class StormRunResult(RunDocument):
 def usl(n: Any, lam: float, sigma: float, kappa: float) -> np.ndarray:
     """X(N) = λ N / (1 + σ (N − 1) + κ N (N − 1)): the Universal Scalability Law."""
     n = np.asarray(n, float)
-    return lam * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
+    x: np.ndarray = lam * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
+    return x
 
 
 @dataclass(frozen=True)

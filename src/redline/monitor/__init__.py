@@ -3,8 +3,8 @@
 The judging lives in `redline.analysis.bottleneck`.
 """
 
+from redline.model.series import MonitorSeries, ProcessInfo
 from redline.monitor.sampler import Monitor
 from redline.monitor.selectors import NamePattern, PidList, PidTree, ProcessSelector
-from redline.model.series import MonitorSeries, ProcessInfo
 
 __all__ = ["Monitor", "MonitorSeries", "NamePattern", "PidList", "PidTree", "ProcessInfo", "ProcessSelector"]

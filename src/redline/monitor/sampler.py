@@ -13,12 +13,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
 
-from redline.monitor.selectors import ProcessSelector
 from redline.model.series import MonitorSeries, ProcessInfo
+from redline.monitor.selectors import ProcessSelector
 from redline.redact import redacted_command_line
 
 # Not disks whose busy time means anything for a service: loop devices, RAM disks,
@@ -96,7 +97,7 @@ class Monitor:
         with self._lock:
             self._selectors[label] = selector
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         if self._thread is not None:
             raise RuntimeError("monitor already started")
         self._baseline()
@@ -113,7 +114,7 @@ class Monitor:
             raise RuntimeError(f"monitor failed: {self._error}") from self._error
         return self.series()
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -148,7 +149,7 @@ class Monitor:
                 if stopping:
                     return
                 k = max(k + 1, int((time.monotonic() - t0) / self.interval_s) + 1)
-        except BaseException as exc:  # noqa: BLE001 - reported by stop(), never lost
+        except BaseException as exc:  # noqa: BLE001 — reported by stop(), never lost
             self._error = exc
 
     def _tick(self) -> None:
@@ -263,8 +264,7 @@ class Monitor:
                 proc[i, col] = v
         labels = list(self._selectors)
         groups = {
-            label: np.array([r.get(label, np.nan) for r in self._group_rows[rows]], np.float32)
-            for label in labels
+            label: np.array([r.get(label, np.nan) for r in self._group_rows[rows]], np.float32) for label in labels
         }
         net = np.array(self._net[rows], np.float64).reshape(n, 2)
         return MonitorSeries(
@@ -279,13 +279,15 @@ class Monitor:
             net_sent_Bps=net[:, 0],
             net_recv_Bps=net[:, 1],
             groups=groups,
-            procs=tuple(ProcessInfo(p.handle.pid, p.name, p.cmdline, tuple(sorted(p.groups)), p.threads) for p in procs),
+            procs=tuple(
+                ProcessInfo(p.handle.pid, p.name, p.cmdline, tuple(sorted(p.groups)), p.threads) for p in procs
+            ),
             proc_cpu_pct=proc,
             start_ns=self._start_ns,
         )
 
 
-def _busy_pct(before, after) -> float:
+def _busy_pct(before: Any, after: Any) -> float:
     """Busy share of one CPU between two cpu_times readings; iowait counts as idle."""
     idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
     total = sum(after) - sum(before)

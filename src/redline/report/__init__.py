@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from redline.report import charts as _charts
     from redline.report import html as _html
 
@@ -21,6 +24,8 @@ from redline.store import layout as _layout
 from redline.store.layout import PNG_DIR, REPORT_HTML
 
 __all__ = ["PNG_DIR", "REPORT_HTML", "write_any_report", "write_reports"]
+
+T = TypeVar("T")
 
 
 def write_any_report(run_dir: Path) -> tuple[list[Path], tuple[str, ...]]:
@@ -50,10 +55,10 @@ def write_reports(run_dir: Path) -> list[Path]:
     missing is said on the page. Raises UserError only when `run_dir` has no readable
     run.json (it is not a run folder at all), or OSError if the folder cannot be written.
     """
+    from redline.atomic import write_text
     from redline.report import charts as _charts
     from redline.report import html as _html
     from redline.report import png as _png
-    from redline.atomic import write_text
     from redline.report.load import read_run
 
     run_dir = Path(run_dir)
@@ -67,46 +72,88 @@ def write_reports(run_dir: Path) -> list[Path]:
     latency = [
         (p, s)
         for p in run.probes
-        if (s := _guard(f"latency of probe {p.index}", lambda p=p: _charts.latency_over_time(p), notes)) is not None
+        if (s := _guard(f"latency of probe {p.index}", partial(_charts.latency_over_time, p), notes)) is not None
     ]
 
-    blocks: list[_html.ChartBlock] = []
+    blocks: list[_html.ChartBlock | None] = []
     png_jobs: list[tuple[str, Callable[[], Path]]] = []
     if run.is_capacity and points is not None:
-        blocks.append(_block("search", "Search trace", "Rate of each probe in the order run, coloured by verdict; hollow markers are short trials, filled ones full-length confirmations.", lambda: _html.search_figure(points), notes))
-        blocks.append(_block("knee", "Latency against rate (the knee)", "p50, p90 and p99 of each probe's measurement window against its offered rate; markers coloured by verdict.", lambda: _html.knee_figure(points), notes))
+        blocks.append(
+            _block(
+                "search",
+                "Search trace",
+                "Rate of each probe in the order run, coloured by verdict; hollow markers are short trials, filled ones full-length confirmations.",
+                lambda: _html.search_figure(points),
+                notes,
+            )
+        )
+        blocks.append(
+            _block(
+                "knee",
+                "Latency against rate (the knee)",
+                "p50, p90 and p99 of each probe's measurement window against its offered rate; markers coloured by verdict.",
+                lambda: _html.knee_figure(points),
+                notes,
+            )
+        )
         png_jobs += [(_layout.SEARCH_PNG, lambda: _png.search_png(points, png_dir / _layout.SEARCH_PNG)),
                      (_layout.KNEE_PNG, lambda: _png.knee_png(points, png_dir / _layout.KNEE_PNG))]  # fmt: skip
     if tput is not None or (points is not None and len(points) > 1):
-        blocks.append(_block("throughput", "Offered vs achieved throughput", "Left: requests scheduled and 2xx/3xx answers completed, per second over the run (gaps between probes left blank; answers that outlive a probe's schedule drain after it). Right, when there are several probes: each probe's averages against the line achieved = offered.", lambda: _html.throughput_figure(tput, points), notes))
-        png_jobs.append((_layout.THROUGHPUT_PNG, lambda: _png.throughput_png(tput, points, png_dir / _layout.THROUGHPUT_PNG)))
+        blocks.append(
+            _block(
+                "throughput",
+                "Offered vs achieved throughput",
+                "Left: requests scheduled and 2xx/3xx answers completed, per second over the run (gaps between probes left blank; answers that outlive a probe's schedule drain after it). Right, when there are several probes: each probe's averages against the line achieved = offered.",
+                lambda: _html.throughput_figure(tput, points),
+                notes,
+            )
+        )
+        png_jobs.append(
+            (_layout.THROUGHPUT_PNG, lambda: _png.throughput_png(tput, points, png_dir / _layout.THROUGHPUT_PNG))
+        )
     for p, s in latency:
         name = _layout.probe_png(p.index, p.rate) if run.is_capacity else _layout.RUN_LATENCY_PNG
-        title = f"probe {p.index}: {p.rate:g}/s · {p.phase} · {p.state}" if run.is_capacity else f"{p.label} · latency over time"
-        blocks.append(_block(f"latency-{p.index}", title, _latency_caption(s), lambda s=s: _html.latency_figure(s), notes))
-        png_jobs.append((name, lambda s=s, name=name, title=title: _png.latency_png(s, png_dir / name, title)))
+        title = (
+            f"probe {p.index}: {p.rate:g}/s · {p.phase} · {p.state}"
+            if run.is_capacity
+            else f"{p.label} · latency over time"
+        )
+        blocks.append(_block(f"latency-{p.index}", title, _latency_caption(s), partial(_html.latency_figure, s), notes))
+        png_jobs.append((name, partial(_png.latency_png, s, png_dir / name, title)))
     if host is not None:
-        blocks.append(_block("host", "Host CPU, disk and per-process CPU", "From the host monitor (one reading per interval); shaded bands are the probes, coloured by verdict. A process pinned near 100 % of one core while the host has idle CPU is single-threaded at its limit.", lambda: _html.host_figure(host), notes))
+        blocks.append(
+            _block(
+                "host",
+                "Host CPU, disk and per-process CPU",
+                "From the host monitor (one reading per interval); shaded bands are the probes, coloured by verdict. A process pinned near 100 % of one core while the host has idle CPU is single-threaded at its limit.",
+                lambda: _html.host_figure(host),
+                notes,
+            )
+        )
         png_jobs.append((_layout.HOST_PNG, lambda: _png.host_png(host, png_dir / _layout.HOST_PNG)))
-    blocks = [b for b in blocks if b is not None]
+    shown = [b for b in blocks if b is not None]
 
     pngs = _png.render_all(png_jobs, notes)
     try:
-        page = _html.render_html(run, blocks, notes, [p.name for p in pngs])
+        page = _html.render_html(run, shown, notes, [p.name for p in pngs])
     except Exception as exc:  # noqa: BLE001 — see _guard; a bare page beats no page
         page = _html.fallback_html(run_dir, notes, f"{type(exc).__name__}: {exc}")
     return [write_text(run_dir / REPORT_HTML, page), *pngs]
 
 
-def _latency_caption(s: "_charts.LatencySeries") -> str:
-    parts = [f"{s.answered:,} answers, {s.thinned_to:,} drawn as points" if s.source == "samples" else "samples missing: the verdict's own windowed series"]
+def _latency_caption(s: _charts.LatencySeries) -> str:
+    parts = [
+        f"{s.answered:,} answers, {s.thinned_to:,} drawn as points"
+        if s.source == "samples"
+        else "samples missing: the verdict's own windowed series"
+    ]
     if s.error_t_s.size:
         parts.append(f"{s.error_t_s.size:,} errors (red ticks)")
     parts += [f"{t.label}: {t.text}" for t in s.trends]
     return "; ".join(parts) + "."
 
 
-def _guard(what: str, build: Callable, notes: list[str]):
+def _guard(what: str, build: Callable[[], T], notes: list[str]) -> T | None:
     """Chart data that cannot be prepared is a note on the page, never a lost report."""
     try:
         return build()
@@ -115,7 +162,9 @@ def _guard(what: str, build: Callable, notes: list[str]):
         return None
 
 
-def _block(id_: str, title: str, caption: str, make: Callable, notes: list[str]) -> "_html.ChartBlock | None":
+def _block(
+    id_: str, title: str, caption: str, make: Callable[[], go.Figure], notes: list[str]
+) -> _html.ChartBlock | None:
     fig = _guard(f"chart {title!r}", make, notes)
     from redline.report import html as _html
 

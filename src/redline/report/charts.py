@@ -11,6 +11,7 @@ from the first probe's start on CLOCK_MONOTONIC, the clock samples and monitor s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -261,7 +262,7 @@ def probe_points(run: RunData) -> ProbePoints | None:
     if not probes:
         return None
 
-    def col(f) -> np.ndarray:
+    def col(f: Callable[[ProbeData], float | None]) -> np.ndarray:
         return np.array([np.nan if (v := f(p)) is None else float(v) for p in probes], dtype=float)
 
     return ProbePoints(
@@ -327,7 +328,7 @@ def host_series(run: RunData) -> HostSeries | None:
     )
 
 
-def _arr(values, n: int | None = None) -> np.ndarray:
+def _arr(values: Iterable[float | None] | None, n: int | None = None) -> np.ndarray:
     a = np.array([np.nan if v is None else float(v) for v in (values or ())], dtype=float)
     if n is not None and a.size != n:
         return np.full(n, np.nan)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from redline.errors import UserError
 from redline.model.capacity import CapacityResult
@@ -24,10 +25,10 @@ class CompareRow:
     target_cpu_ms_per_request: float | None  # target CPU time per answered request at N
     generator_cpu_pct: float | None
     protocol: str
-    config: dict
+    config: dict[str, Any]
 
 
-def _fmt_config(target: dict) -> tuple[str, dict]:
+def _fmt_config(target: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     lab = dict(target.get("lab") or {})
     sc = target.get("scenario") or {}
     if sc.get("password_hash_rounds") is not None:
@@ -39,7 +40,13 @@ def _fmt_config(target: dict) -> tuple[str, dict]:
     for k in keys:
         if lab.get(k) is not None:
             v = lab[k]
-            parts.append(f"bcrypt {v}" if k == "password_hash_rounds" else f"{k} {v}" if k in ("workers", "processes", "threads") else str(v))
+            parts.append(
+                f"bcrypt {v}"
+                if k == "password_hash_rounds"
+                else f"{k} {v}"
+                if k in ("workers", "processes", "threads")
+                else str(v)
+            )
     if sc.get("token_pool") is not None:
         parts.append(f"pool {sc['token_pool']}")
     return (", ".join(parts) or target.get("url", "?")), lab
@@ -85,5 +92,5 @@ def to_html(rows: list[CompareRow], title: str = "redline compare") -> str:
     return render("compare.html.j2", title=title, rows=list(zip(rows, bars)), configs=configs)
 
 
-def rows_json(rows: list[CompareRow]) -> list[dict]:
+def rows_json(rows: list[CompareRow]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]

@@ -61,7 +61,11 @@ def chart_block(id_: str, title: str, caption: str, fig: go.Figure) -> ChartBloc
 
 def search_figure(pts: ProbePoints) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=pts.index, y=pts.rate, mode="lines", line=dict(color="#bdbdbd"), hoverinfo="skip", showlegend=False))
+    fig.add_trace(
+        go.Scatter(
+            x=pts.index, y=pts.rate, mode="lines", line=dict(color="#bdbdbd"), hoverinfo="skip", showlegend=False
+        )
+    )
     for state in dict.fromkeys(pts.state):
         for full in (False, True):
             m = np.array([s == state for s in pts.state]) & (pts.full == full)
@@ -108,7 +112,9 @@ def throughput_figure(tp: Throughput | None, pts: ProbePoints | None) -> go.Figu
     fig = make_subplots(rows=1, cols=2 if per_probe else 1, column_widths=[0.65, 0.35] if per_probe else None)
     if tp is not None:
         fig.add_trace(go.Scatter(x=tp.t_s, y=tp.offered, name="offered (scheduled)", line=dict(color="#1565c0")), 1, 1)
-        fig.add_trace(go.Scatter(x=tp.t_s, y=tp.achieved, name="achieved (2xx/3xx done)", line=dict(color="#2e7d32")), 1, 1)
+        fig.add_trace(
+            go.Scatter(x=tp.t_s, y=tp.achieved, name="achieved (2xx/3xx done)", line=dict(color="#2e7d32")), 1, 1
+        )
         if np.nansum(tp.errors) > 0:
             fig.add_trace(go.Scatter(x=tp.t_s, y=tp.errors, name="errors", line=dict(color=colour("degraded"))), 1, 1)
     fig.update_xaxes(title_text="seconds since the first probe started", row=1, col=1)
@@ -116,7 +122,13 @@ def throughput_figure(tp: Throughput | None, pts: ProbePoints | None) -> go.Figu
     if per_probe:
         assert pts is not None
         hi = float(np.nanmax(np.r_[pts.offered_rps, pts.achieved_rps, 1.0]))
-        fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", line=dict(dash="dash", color="#9e9e9e"), name="achieved = offered"), 1, 2)
+        fig.add_trace(
+            go.Scatter(
+                x=[0, hi], y=[0, hi], mode="lines", line=dict(dash="dash", color="#9e9e9e"), name="achieved = offered"
+            ),
+            1,
+            2,
+        )
         fig.add_trace(
             go.Scatter(x=pts.offered_rps, y=pts.achieved_rps, mode="markers", name="probes",
                        marker=dict(size=10, color=[colour(s) for s in pts.state]), text=list(pts.hover),
@@ -150,15 +162,21 @@ def latency_figure(series: LatencySeries) -> go.Figure:
                                  marker=dict(symbol="line-ns-open", size=10, color=colour("degraded"))))  # fmt: skip
     fig.update_xaxes(title="s since the window began (intended send time)")
     fig.update_yaxes(title="latency, ms", rangemode="tozero")
-    return _layout(fig, 340, legend=dict(font=dict(size=10), orientation="h", yanchor="bottom", y=1.02, x=0),
-                   margin=dict(l=55, r=10, t=30, b=45))
+    return _layout(
+        fig,
+        340,
+        legend=dict(font=dict(size=10), orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=55, r=10, t=30, b=45),
+    )
 
 
 def host_figure(host: HostSeries) -> go.Figure:
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
                         subplot_titles=("host CPU: busy cores", "per-process CPU, % of one core", "disk busy %"))  # fmt: skip
     for span in host.spans:
-        fig.add_vrect(x0=span.t0_s, x1=span.t1_s, fillcolor=colour(span.state), opacity=0.07, line_width=0, layer="below")
+        fig.add_vrect(
+            x0=span.t0_s, x1=span.t1_s, fillcolor=colour(span.state), opacity=0.07, line_width=0, layer="below"
+        )
     fig.add_trace(go.Scatter(x=host.t_s, y=host.busy_cores, name="busy cores", line=dict(color="#37474f")), 1, 1)
     fig.add_trace(go.Scatter(x=[host.t_s.min(), host.t_s.max()], y=[host.cpus, host.cpus], mode="lines", name=f"{host.cpus} CPUs",
                              line=dict(color="#9e9e9e", dash="dot")), 1, 1)  # fmt: skip
@@ -215,7 +233,7 @@ def fallback_html(run_dir: Path, notes: list[str], error: str) -> str:
     """The page written when the full template cannot be rendered: still says what happened."""
     items = "".join(f"<li>{_html.escape(n)}</li>" for n in notes)
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>redline report (partial)</title></head>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>redline report (partial)</title></head>'
         f"<body><h1>redline report of {_html.escape(run_dir.name)}</h1>"
         f"<p>The full report could not be rendered: {_html.escape(error)}</p><ul>{items}</ul>"
         "<p>run.json in this folder holds the figures.</p></body></html>"

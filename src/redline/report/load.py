@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from redline.errors import UserError
 from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
@@ -126,7 +127,9 @@ def read_run(path: Path) -> RunData:
     loaded = folder.load()
     result = loaded.result
     if not isinstance(result, (RunResult, CapacityResult)):
-        raise UserError(f"{folder.path} is a {result.command!r} run folder: its report is written by `redline {result.command}`")
+        raise UserError(
+            f"{folder.path} is a {result.command!r} run folder: its report is written by `redline {result.command}`"
+        )
     missing = list(loaded.problems)
     if result.status != "complete":
         missing.append(f"the run's status is {result.status!r}: it did not finish normally, so figures may be partial")

@@ -49,7 +49,15 @@ def latency_png(series: LatencySeries, path: Path, title: str) -> Path:
     fig = figure(8, 4.2)
     ax = fig.add_subplot()
     if series.scatter_t_s.size:
-        ax.scatter(series.scatter_t_s, series.scatter_ms, s=3, alpha=0.25, color="#90a4ae", linewidths=0, label=f"answers ({series.thinned_to:,} of {series.answered:,} shown)")
+        ax.scatter(
+            series.scatter_t_s,
+            series.scatter_ms,
+            s=3,
+            alpha=0.25,
+            color="#90a4ae",
+            linewidths=0,
+            label=f"answers ({series.thinned_to:,} of {series.answered:,} shown)",
+        )
     ax.plot(series.t_s, series.p50_ms, color="#1565c0", lw=1.6, label="p50 per window")
     if np.isfinite(series.p90_ms).any():
         ax.plot(series.t_s, series.p90_ms, color="#6a1b9a", lw=1.0, alpha=0.8, label="p90")
@@ -58,7 +66,14 @@ def latency_png(series: LatencySeries, path: Path, title: str) -> Path:
         ax.plot(tr.t_s, tr.ms, color="black", lw=1.4, ls="--", label=f"{tr.label}: {tr.text}")
     if series.error_t_s.size:
         lo = np.nanmin(series.p50_ms) if np.isfinite(series.p50_ms).any() else 0.0
-        ax.plot(series.error_t_s, np.full(series.error_t_s.size, lo), "|", color=colour("degraded"), ms=10, label=f"errors ({series.error_t_s.size:,})")
+        ax.plot(
+            series.error_t_s,
+            np.full(series.error_t_s.size, lo),
+            "|",
+            color=colour("degraded"),
+            ms=10,
+            label=f"errors ({series.error_t_s.size:,})",
+        )
     if series.t_s.size and series.t_s.min() < 0:
         ax.axvspan(series.t_s.min() - series.width_s / 2, 0, color="#eeeeee", zorder=0, label="warm-up (not judged)")
     ax.set_xlabel("seconds since the measurement window began (by intended send time)")

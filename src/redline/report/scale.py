@@ -22,6 +22,7 @@ from redline.report.png import figure, save
 from redline.report.templates import Embedded, render
 from redline.store import RunFolder, layout
 
+
 def _read(run_dir: Path) -> ScaleResult:
     doc = RunFolder.open(run_dir).read()
     if not isinstance(doc, ScaleResult):
@@ -49,7 +50,9 @@ def scale_png(
     ax.plot(n, x, "ko", label="storms (measured)", zorder=5)
     fits = [(f, style) for f, style in ((usl, "-"), (amdahl, "--")) if f is not None]
     for f, style in fits:
-        label = (f"USL σ={f.sigma.value:.3f} κ={f.kappa_value:.4f}" if f.model == "usl" else f"Amdahl σ={f.sigma.value:.3f}")
+        label = (
+            f"USL σ={f.sigma.value:.3f} κ={f.kappa_value:.4f}" if f.model == "usl" else f"Amdahl σ={f.sigma.value:.3f}"
+        )
         ax.plot(grid, f.predict(grid), style, label=label)
         bx.plot(grid, grid / f.predict(grid), style, label=label)
     if fits:

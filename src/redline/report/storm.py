@@ -52,7 +52,13 @@ def phases_png(result: StormResult, series: MonitorSeries | None, out: Path) -> 
     occ = occupancy(result.marks_s, t)
     fig = figure(10, 4.8)
     ax = fig.add_subplot()
-    ax.stackplot(t, [occ[s] * 100 for s in SHOWN], labels=[f"waiting: {s}" for s in SHOWN], colors=[COLOURS[s] for s in SHOWN], alpha=0.85)
+    ax.stackplot(
+        t,
+        [occ[s] * 100 for s in SHOWN],
+        labels=[f"waiting: {s}" for s in SHOWN],
+        colors=[COLOURS[s] for s in SHOWN],
+        alpha=0.85,
+    )
     ax.set_xlim(0, t[-1])
     ax.set_ylim(0, 100)
     ax.set_xlabel("seconds since the storm started")
@@ -123,4 +129,4 @@ def write_storm_report(run_dir: Path) -> Path:
     return write_text(run_dir / layout.REPORT_HTML, page)
 
 
-__all__ = ["write_storm_report", "phases_png", "timeline_png", "host_lines", "STATES"]
+__all__ = ["STATES", "host_lines", "phases_png", "timeline_png", "write_storm_report"]

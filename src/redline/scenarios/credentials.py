@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,7 +32,7 @@ class Credentials:
     project_domain_name: str = _DEFAULT_DOMAIN
     source: str = "options"  # where they came from (for the run's description)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, str]:
         """Everything but the password."""
         return {
             "auth_url": self.auth_url,
@@ -50,7 +51,7 @@ def _clouds_files(name: str) -> list[Path]:
     return files + [d / name for d in dirs]
 
 
-def _load_yaml(path: Path) -> dict:
+def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
@@ -66,7 +67,9 @@ def cloud_auth(cloud: str) -> tuple[dict[str, str], str]:
     """The `auth` section of `cloud` from clouds.yaml merged with secure.yaml, and the file."""
     found = next((p for p in _clouds_files("clouds.yaml") if p.is_file()), None)
     if found is None:
-        raise UserError(f"--os-cloud {cloud}: no clouds.yaml found (looked in ./, ~/.config/openstack/, /etc/openstack/)")
+        raise UserError(
+            f"--os-cloud {cloud}: no clouds.yaml found (looked in ./, ~/.config/openstack/, /etc/openstack/)"
+        )
     clouds = _load_yaml(found).get("clouds") or {}
     if cloud not in clouds:
         raise UserError(f"--os-cloud {cloud}: no such cloud in {found} (it has: {', '.join(clouds) or 'none'})")
@@ -77,7 +80,9 @@ def cloud_auth(cloud: str) -> tuple[dict[str, str], str]:
     return {k: str(v) for k, v in auth.items() if v is not None}, str(found)
 
 
-def resolve(options: Mapping[str, str | None], cloud: str | None, environ: Mapping[str, str] | None = None) -> Credentials:
+def resolve(
+    options: Mapping[str, str | None], cloud: str | None, environ: Mapping[str, str] | None = None
+) -> Credentials:
     """Credentials from options, a clouds.yaml cloud and OS_* variables (in that order)."""
     env = os.environ if environ is None else environ
     values: dict[str, str] = {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redline.errors import UserError
@@ -97,7 +98,9 @@ class KeystoneScenario:
         self.url = v3_url(opts.credentials.auth_url)
         self.client = KeystoneClient(self.url)
         c = opts.credentials
-        self._admin_body = password_auth_body(c.username, c.password, c.user_domain_name, c.project_name, c.project_domain_name)
+        self._admin_body = password_auth_body(
+            c.username, c.password, c.user_domain_name, c.project_name, c.project_domain_name
+        )
         users = opts.users or (c.username,)
         project = opts.users_project or c.project_name
         self._user_bodies = [
@@ -175,10 +178,10 @@ class KeystoneScenario:
             pool=tuple({"caller": caller.token, "subject": t.token} for t in self._pool),
         )
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """For run.json: what was measured, without a password or a token."""
         o = self.opts
-        d: dict = {
+        d: dict[str, Any] = {
             "name": o.scenario,
             "auth_url": self.url,
             "credentials": o.credentials.describe(),
@@ -203,4 +206,3 @@ def secrets_of(scenario: KeystoneScenario) -> list[str]:
         out.append(scenario._caller.token)
     out += [t.token for t in scenario._pool]
     return out
-

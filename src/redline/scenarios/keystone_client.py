@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,7 +50,9 @@ class KeystoneClient:
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout_s)
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """(status, response headers, body bytes); transport failures are TargetUnreachable."""
         conn = self._conn()
         try:
@@ -59,7 +60,7 @@ class KeystoneClient:
             conn.request(method, self.prefix + path, body=body, headers=hdrs)
             r = conn.getresponse()
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise TargetUnreachable(f"identity service at {self.url} did not answer: {exc}") from None
         finally:
             conn.close()
@@ -69,7 +70,9 @@ class KeystoneClient:
         check_auth_status(status, raw, self.url, who)
         token = headers.get("x-subject-token")
         if not token:
-            raise UserError(f"{self.url}: POST /auth/tokens answered {status} without an X-Subject-Token header: not a Keystone v3 endpoint")
+            raise UserError(
+                f"{self.url}: POST /auth/tokens answered {status} without an X-Subject-Token header: not a Keystone v3 endpoint"
+            )
         try:
             expires = json.loads(raw)["token"]["expires_at"]
             ts = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
@@ -82,7 +85,9 @@ class KeystoneClient:
             return list(ex.map(lambda _: self.issue(body, who), range(n)))
 
     def validate(self, auth_token: str, subject: str) -> int:
-        status, _, _ = self.request("GET", "/auth/tokens", headers={"X-Auth-Token": auth_token, "X-Subject-Token": subject})
+        status, _, _ = self.request(
+            "GET", "/auth/tokens", headers={"X-Auth-Token": auth_token, "X-Subject-Token": subject}
+        )
         return status
 
 
@@ -91,7 +96,9 @@ def check_auth_status(status: int, raw: bytes, url: str, who: str) -> None:
     if status in (200, 201):
         return
     if status == 401:
-        raise UserError(f"{url} refused the credentials of {who} (401 Unauthorized): check the user, password, project and domains")
+        raise UserError(
+            f"{url} refused the credentials of {who} (401 Unauthorized): check the user, password, project and domains"
+        )
     if status == 404:
         raise UserError(f"{url}: POST /auth/tokens is 404 Not Found: is the auth URL a Keystone v3 endpoint (…/v3)?")
     try:

@@ -12,7 +12,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Union
 
@@ -61,7 +61,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, results_dir: Path, name: str) -> RunFolder:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         base = results_dir / f"{stamp}-{_slug(name)}"
         path, k = base, 1
         try:
@@ -95,7 +95,7 @@ class RunFolder:
             "schema_version": SCHEMA_VERSION,
             "tool": Tool("redline", __version__),
             "command_line": redacted_command_line(sys.argv),
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "running",
             "host": host_facts(),
             "target": target,

@@ -7,6 +7,7 @@ import platform
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -21,7 +22,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def host_facts() -> dict:
+def host_facts() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "cpu_model": _cpu_model(),

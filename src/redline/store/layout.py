@@ -1,14 +1,14 @@
 """Every name inside a run folder, in one place.
 
-    <results>/<UTC time>-<name>/
-        run.json                     the result (schema_version, command, figures)
-        samples.npz, timeline.npz    `run`: every request; each worker's timeline
-        monitor.npz                  host and per-process series (capacity, storm)
-        probes/<NN>-<rate>/          `capacity`: one folder per probe, samples + timeline
-        phases.npz                   `storm`: per-instance marks
-        console/                     `storm`: the guests' serial consoles
-        <storm folders>/             `scale`: one complete storm folder per storm
-        report.html, png/, *.png     written by `redline report` from the above
+<results>/<UTC time>-<name>/
+    run.json                     the result (schema_version, command, figures)
+    samples.npz, timeline.npz    `run`: every request; each worker's timeline
+    monitor.npz                  host and per-process series (capacity, storm)
+    probes/<NN>-<rate>/          `capacity`: one folder per probe, samples + timeline
+    phases.npz                   `storm`: per-instance marks
+    console/                     `storm`: the guests' serial consoles
+    <storm folders>/             `scale`: one complete storm folder per storm
+    report.html, png/, *.png     written by `redline report` from the above
 """
 
 from __future__ import annotations
@@ -42,3 +42,6 @@ KNEE_PNG = "knee.png"
 THROUGHPUT_PNG = "throughput.png"
 HOST_PNG = "host.png"
 RUN_LATENCY_PNG = "latency.png"
+
+# `redline compare` writes its page beside the run folders it compares, not inside one.
+COMPARE_HTML = "compare.html"

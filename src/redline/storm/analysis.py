@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from redline.model.storm import PhaseStats, StormSummary
@@ -20,7 +23,9 @@ def _stats(phase: str, v: np.ndarray) -> PhaseStats:
     f = v[np.isfinite(v)]
     if f.size == 0:
         return PhaseStats(phase, 0, None, None, None, None)
-    return PhaseStats(phase, int(f.size), float(f.min()), float(np.median(f)), float(np.percentile(f, 90)), float(f.max()))
+    return PhaseStats(
+        phase, int(f.size), float(f.min()), float(np.median(f)), float(np.percentile(f, 90)), float(f.max())
+    )
 
 
 def phase_table(marks_s: np.ndarray) -> list[PhaseStats]:
@@ -31,7 +36,7 @@ def phase_table(marks_s: np.ndarray) -> list[PhaseStats]:
     return rows
 
 
-def _opt(v: np.ndarray, fn) -> float | None:
+def _opt(v: np.ndarray, fn: Callable[[np.ndarray], Any]) -> float | None:
     f = v[np.isfinite(v)]
     return float(fn(f)) if f.size else None
 

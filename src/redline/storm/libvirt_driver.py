@@ -17,12 +17,15 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from xml.sax.saxutils import escape
 
 from redline.errors import UserError
 from redline.storm.model import InstanceSpec
 from redline.storm.probes import Pinger, SshOutcome, ssh_run
+
+if TYPE_CHECKING:
+    import libvirt
 
 METADATA_NS = "https://github.com/redline/storm/1"
 PREFIX = "redline-"  # of every storm's domains and networks; `redline-lab` is the lab's own
@@ -122,7 +125,7 @@ def domain_xml(spec: InstanceSpec, config: LibvirtStormConfig, memory_mib: int, 
 """
 
 
-def _connect(uri: str):
+def _connect(uri: str) -> libvirt.virConnect:
     import libvirt
 
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors are raised, not printed
@@ -135,7 +138,9 @@ def _connect(uri: str):
 class LibvirtDriver:
     name = "libvirt"
 
-    def __init__(self, config: LibvirtStormConfig, run_id: str, memory_mib: int | None = None, keep_logs: Path | None = None) -> None:
+    def __init__(
+        self, config: LibvirtStormConfig, run_id: str, memory_mib: int | None = None, keep_logs: Path | None = None
+    ) -> None:
         self.config = config
         self.run_id = run_id
         self.memory_mib = memory_mib or config.memory_mib
@@ -144,7 +149,7 @@ class LibvirtDriver:
         self._local = threading.local()  # one libvirt connection per thread
         self._conn = _connect(config.uri)
 
-    def _c(self):
+    def _c(self) -> libvirt.virConnect:
         c = getattr(self._local, "conn", None)
         if c is None:
             c = self._local.conn = _connect(self.config.uri)
@@ -158,7 +163,10 @@ class LibvirtDriver:
         self.network.up({s.mac: s.address for s in specs})
         if self.keep_logs:
             self.keep_logs.mkdir(parents=True, exist_ok=True)
-        return [f"virt type {self.config.virt_type} ({self.config.kvm_note})", f"guest network: namespace {self.network.name}"]
+        return [
+            f"virt type {self.config.virt_type} ({self.config.kvm_note})",
+            f"guest network: namespace {self.network.name}",
+        ]
 
     def launch(self, spec: InstanceSpec) -> None:
         import libvirt
@@ -183,7 +191,13 @@ class LibvirtDriver:
                 st = dom.state()[0]
             except libvirt.libvirtError:
                 continue  # vanished between the list and the look
-            out[name] = "running" if st == libvirt.VIR_DOMAIN_RUNNING else "building" if st in (libvirt.VIR_DOMAIN_NOSTATE, libvirt.VIR_DOMAIN_PAUSED) else "error"
+            out[name] = (
+                "running"
+                if st == libvirt.VIR_DOMAIN_RUNNING
+                else "building"
+                if st in (libvirt.VIR_DOMAIN_NOSTATE, libvirt.VIR_DOMAIN_PAUSED)
+                else "error"
+            )
         return out
 
     def address(self, spec: InstanceSpec) -> str | None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 # The instants recorded per instance, in the order an instance passes them.
 MARKS = ("requested", "running", "ping", "ssh", "delete_requested", "gone")
 # A phase is the wait between two consecutive marks; "delete" spans delete_requested → gone.

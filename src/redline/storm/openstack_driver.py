@@ -83,12 +83,15 @@ class OpenStackDriver:
         self._ids: dict[str, str] = {}
 
     def prepare(self, specs: list[InstanceSpec]) -> list[str]:
-        return ["ping and ssh skipped: a cloud's addresses are not targets (redline targets only loopback and its own namespaces)"]
+        return [
+            "ping and ssh skipped: a cloud's addresses are not targets (redline targets only loopback and its own namespaces)"
+        ]
 
-    def _json(self, resp) -> dict[str, Any]:
+    def _json(self, resp: Any) -> dict[str, Any]:
         if getattr(resp, "status_code", 200) >= 400:
             raise RuntimeError(f"HTTP {resp.status_code}: {getattr(resp, 'text', '')[:200]}")
-        return resp.json()
+        doc: dict[str, Any] = resp.json()
+        return doc
 
     def launch(self, spec: InstanceSpec) -> None:
         body = create_body(spec, self.image, self.flavor, self.network)
@@ -127,13 +130,19 @@ class OpenStackDriver:
             for name, sid in ids_from_list(self._list(), self.run_id).items():
                 self.conn.compute.delete(f"/servers/{sid}", microversion=MICROVERSION)
                 done.append(f"removed server {name}")
-        except Exception as exc:  # noqa: BLE001 - cleanup never raises
+        except Exception as exc:  # noqa: BLE001 — cleanup never raises
             done.append(f"cleanup failed: {exc}")
         return done
 
 
-def open_driver(run_id: str, plan: StormPlan, cloud: str | None = None, image: str | None = None,
-                flavor: str | None = None, network: str | None = None):  # fmt: skip
+def open_driver(
+    run_id: str,
+    plan: StormPlan,
+    cloud: str | None = None,
+    image: str | None = None,
+    flavor: str | None = None,
+    network: str | None = None,
+) -> tuple[OpenStackDriver, list[InstanceSpec], dict[str, Any]]:
     import os
 
     try:
@@ -147,7 +156,7 @@ def open_driver(run_id: str, plan: StormPlan, cloud: str | None = None, image: s
         raise UserError("the openstack driver needs OS_CLOUD (clouds.yaml), REDLINE_IMAGE and REDLINE_FLAVOR")
     try:
         conn = openstack.connect(cloud=cloud)
-    except Exception as exc:  # noqa: BLE001 - any failure to configure is the user's to fix
+    except Exception as exc:  # noqa: BLE001 — any failure to configure is the user's to fix
         raise UserError(f"cannot configure cloud {cloud!r}: {exc}") from None
     drv = OpenStackDriver(conn, run_id, image, flavor, network or os.environ.get("REDLINE_NETWORK"))
     specs = [InstanceSpec(i, f"{PREFIX}{run_id}-{i}", run_id) for i in range(plan.count)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -14,7 +15,8 @@ from pathlib import Path
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
+    s = sum(words)
     s = (s >> 16) + (s & 0xFFFF)
     s += s >> 16
     return ~s & 0xFFFF
@@ -38,10 +40,8 @@ class Pinger:
         header = struct.pack("!BBHHH", 8, 0, 0, self.ident, self.seq)
         payload = b"redline"
         packet = struct.pack("!BBHHH", 8, 0, _checksum(header + payload), self.ident, self.seq) + payload
-        try:
+        with contextlib.suppress(OSError):  # no route / ARP not resolved yet: the next poll tries again
             self.sock.sendto(packet, (address, 0))
-        except OSError:
-            pass  # no route / ARP not resolved yet: the next poll tries again
 
     def answered(self) -> set[str]:
         out: set[str] = set()
@@ -67,7 +67,9 @@ class SshOutcome:
     output: str
 
 
-def ssh_run(netns: str | None, address: str, key: Path, command: str = "cat /proc/uptime", timeout_s: float = 8.0) -> SshOutcome:
+def ssh_run(
+    netns: str | None, address: str, key: Path, command: str = "cat /proc/uptime", timeout_s: float = 8.0
+) -> SshOutcome:
     """Log in as root with `key` and run `command` (OpenSSH client, inside `netns` if given)."""
     cmd = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=2",

@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import FrameType
 
 import numpy as np
 
 from redline.storm.driver import StormDriver
 from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
+from redline.storm.probes import SshOutcome
 
 R, RUN, PING, SSH, DEL, GONE = range(len(MARKS))
 
@@ -55,14 +57,17 @@ def run_storm(
     notes: list[str] = []
     skipped: list[str] = []
     t0 = start_ns if start_ns is not None else clock()
-    now_s = lambda: (clock() - t0) / 1e9  # noqa: E731
+
+    def now_s() -> float:
+        return (clock() - t0) / 1e9
+
     interrupted = False
     launch_pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="storm-launch")
     ssh_pool = ThreadPoolExecutor(min(n, max(plan.concurrency, 4)), thread_name_prefix="storm-ssh")
     delete_pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="storm-delete")
-    launches: dict[int, Future] = {}
-    ssh_tries: dict[int, Future] = {}
-    deletes: dict[int, Future] = {}
+    launches: dict[int, Future[None]] = {}
+    ssh_tries: dict[int, Future[tuple[SshOutcome, float]]] = {}
+    deletes: dict[int, Future[None]] = {}
     pinger = None
     restore_signals = _install_signal_handlers()
     try:
@@ -71,7 +76,7 @@ def run_storm(
         if can_ping:
             try:
                 pinger = driver.pinger()
-            except Exception as exc:  # noqa: BLE001 - a storm without ping is still a storm
+            except Exception as exc:  # noqa: BLE001 — a storm without ping is still a storm
                 pinger = None
                 notes.append(f"ping skipped: {exc}")
             can_ping = pinger is not None
@@ -138,7 +143,12 @@ def run_storm(
                     # It ran and is now gone or broken without being asked to: a guest that
                     # crashed (kernel panic → destroyed) will never answer; waiting for the
                     # instance timeout would only stretch the storm.
-                    want_delete(i, "instance crashed or vanished after it ran" if state is None else "instance went to an error state")
+                    want_delete(
+                        i,
+                        "instance crashed or vanished after it ran"
+                        if state is None
+                        else "instance went to an error state",
+                    )
                     continue
                 addr = addresses[i]
                 if not math.isnan(marks[i, RUN]):
@@ -168,7 +178,11 @@ def run_storm(
                     elif not math.isnan(marks[i, SSH]):
                         want_delete(i)
                 if math.isnan(marks[i, SSH]) and i not in deletes and t_poll - marks[i, R] > plan.instance_timeout_s:
-                    stage = MARKS[int(np.nanargmax(marks[i, :SSH + 1])) + 1] if np.isfinite(marks[i, :SSH + 1]).any() else "running"
+                    stage = (
+                        MARKS[int(np.nanargmax(marks[i, : SSH + 1])) + 1]
+                        if np.isfinite(marks[i, : SSH + 1]).any()
+                        else "running"
+                    )
                     want_delete(i, f"timed out after {plan.instance_timeout_s:g} s waiting for {stage}")
             if on_progress is not None:
                 on_progress(_progress(t, n, marks, errors))
@@ -208,7 +222,7 @@ def run_storm(
     )  # fmt: skip
 
 
-def _timed_ssh(driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float]):
+def _timed_ssh(driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float]) -> tuple[SshOutcome, float]:
     out = driver.ssh(spec)
     return out, now_s()
 
@@ -229,7 +243,7 @@ def _install_signal_handlers() -> Callable[[], None]:
         return lambda: None
     fired = False
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal fired
         if not fired:
             fired = True

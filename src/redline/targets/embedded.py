@@ -103,7 +103,12 @@ def embedded_target(
     if kind == "identity":
         identity = start_identity(target_cpus)
         try:
-            yield _on_identity(identity, gen_cpus, target_cpus, _identity_choice(scenario or DEFAULT_SCENARIO, identity, token_pool, mix))
+            yield _on_identity(
+                identity,
+                gen_cpus,
+                target_cpus,
+                _identity_choice(scenario or DEFAULT_SCENARIO, identity, token_pool, mix),
+            )
         finally:
             identity.stop()
         return
@@ -116,14 +121,22 @@ def embedded_target(
         lab.stop()
 
 
-def _on_identity(identity: EmbeddedIdentity, gen_cpus: CPUs, target_cpus: CPUs, choice: ScenarioChoice) -> EmbeddedTarget:
-    description = choice.target_description() | {"embedded": True, "cpus": list(target_cpus or ()), "pid": identity.state.pid}
+def _on_identity(
+    identity: EmbeddedIdentity, gen_cpus: CPUs, target_cpus: CPUs, choice: ScenarioChoice
+) -> EmbeddedTarget:
+    description = choice.target_description() | {
+        "embedded": True,
+        "cpus": list(target_cpus or ()),
+        "pid": identity.state.pid,
+    }
     banner = (
         f"embedded target: the reference identity service on {identity.state.url}, CPU {_cpu_list(target_cpus)};"
         f" generator on CPU {_cpu_list(gen_cpus)}"
     )
     processes = PidTree(identity.state.pid, identity.state.extra_pids)
-    return EmbeddedTarget("identity", choice.scenario.url, description, processes, gen_cpus, target_cpus, banner, choice)
+    return EmbeddedTarget(
+        "identity", choice.scenario.url, description, processes, gen_cpus, target_cpus, banner, choice
+    )
 
 
 def _identity_choice(name: str, emb: EmbeddedIdentity, token_pool: int, mix: str) -> ScenarioChoice:

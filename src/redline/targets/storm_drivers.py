@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from redline.errors import UserError
 from redline.lab import hypervisor
@@ -22,7 +23,7 @@ DRIVERS = ("libvirt", "openstack")
 OTHER_DRIVERS_MEMORY_MIB = 112
 
 # The driver, its instances and the description of the target for run.json.
-StormSetup = tuple[StormDriver, list[InstanceSpec], dict]
+StormSetup = tuple[StormDriver, list[InstanceSpec], dict[str, Any]]
 # --cloud, --image, --flavor, --network of `redline storm` (None: from the environment).
 OpenStackArgs = tuple[str | None, str | None, str | None, str | None]
 NO_OPENSTACK_ARGS: OpenStackArgs = (None, None, None, None)
@@ -43,7 +44,7 @@ def lab_memory(driver: str, state_dir: Path | None) -> int:
     return hypervisor.require_state(state_dir).knobs.memory_mib
 
 
-def lab_target(state_dir: Path | None) -> dict:
+def lab_target(state_dir: Path | None) -> dict[str, Any]:
     """What a run's run.json records about the hypervisor lab (raises when it is not up)."""
     return hypervisor.require_state(state_dir).describe()
 

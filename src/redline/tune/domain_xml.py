@@ -94,8 +94,14 @@ def apply(dom: etree._Element, spec: GuestSpec, placement: Placement) -> etree._
         meta = _replace(dom, "metadata", ("name", "uuid", "title", "description"))
     for old in meta.findall(f"{{{REDLINE_NS}}}placement"):
         meta.remove(old)
-    etree.SubElement(meta, f"{{{REDLINE_NS}}}placement", nsmap={"redline": REDLINE_NS},
-                     level=placement.level, node=str(placement.node), held=format_cpuset(placement.held))
+    etree.SubElement(
+        meta,
+        f"{{{REDLINE_NS}}}placement",
+        nsmap={"redline": REDLINE_NS},
+        level=placement.level,
+        node=str(placement.node),
+        held=format_cpuset(placement.held),
+    )
 
     vcpu = _replace(dom, "vcpu", ("name", "uuid", "metadata", "memory", "currentMemory", "maxMemory"))
     vcpu.set("placement", "static")
@@ -125,13 +131,16 @@ def apply(dom: etree._Element, spec: GuestSpec, placement: Placement) -> etree._
     for old in cpu.findall("topology") + cpu.findall("numa"):
         cpu.remove(old)
     threads = placement.threads
-    topo_el = etree.SubElement(cpu, "topology", sockets="1", dies="1", cores=str(spec.vcpus // threads), threads=str(threads))
+    topo_el = etree.SubElement(
+        cpu, "topology", sockets="1", dies="1", cores=str(spec.vcpus // threads), threads=str(threads)
+    )
     model = cpu.find("model")
     if model is not None:
         model.addnext(topo_el)  # schema: <model>, <vendor>, <topology> ... in order
     numa = etree.SubElement(cpu, "numa")
-    etree.SubElement(numa, "cell", id="0", cpus=f"0-{spec.vcpus - 1}" if spec.vcpus > 1 else "0",
-                     memory=str(mem_kib), unit="KiB")
+    etree.SubElement(
+        numa, "cell", id="0", cpus=f"0-{spec.vcpus - 1}" if spec.vcpus > 1 else "0", memory=str(mem_kib), unit="KiB"
+    )
 
     devices = dom.find("devices")
     if devices is not None:
@@ -165,7 +174,8 @@ def build(spec: GuestSpec, placement: Placement, base: etree._Element | None = N
 
 def to_string(dom: etree._Element) -> str:
     etree.indent(dom, space="  ")
-    return etree.tostring(dom, pretty_print=True, encoding="unicode")
+    text: str = etree.tostring(dom, pretty_print=True, encoding="unicode")
+    return text
 
 
 def parse_domain(data: bytes, origin: str) -> etree._Element:
@@ -182,7 +192,7 @@ def parse_domain(data: bytes, origin: str) -> etree._Element:
 @dataclass(frozen=True)
 class ExistingGuest:
     origin: str
-    cpus: frozenset[int]        # pinned or held CPUs
+    cpus: frozenset[int]  # pinned or held CPUs
     node: int | None
     hugepages: tuple[int, int] | None  # (page size KiB, pages)
 

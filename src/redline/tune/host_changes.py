@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from redline.model.finding import Change, Finding, Status
 from redline.errors import UserError
+from redline.model.finding import Change, Finding, Status
 
 SYSCTL_FILE = "/etc/sysctl.d/90-redline.conf"
 
@@ -101,7 +101,11 @@ def apply(changes: list[PlannedChange], root: str | Path = "/", stamp: str | Non
                     sysctl[c.persist] = c.value
             elif c.kind == "conf":
                 old = real.read_text() if real.exists() else ""
-                new = set_ini_key(old, c.section, c.key or "", c.value) if c.section else set_flat_key(old, c.key or "", c.value)
+                new = (
+                    set_ini_key(old, c.section, c.key or "", c.value)
+                    if c.section
+                    else set_flat_key(old, c.key or "", c.value)
+                )
                 real.parent.mkdir(parents=True, exist_ok=True)
                 real.write_text(new)
             else:
@@ -120,6 +124,7 @@ def apply(changes: list[PlannedChange], root: str | Path = "/", stamp: str | Non
         done.append(Applied(f"persist {', '.join(sysctl)} in {SYSCTL_FILE}", SYSCTL_FILE, saved))
     if done:
         backup_dir.mkdir(parents=True, exist_ok=True)
-        (backup_dir / "manifest.json").write_text(json.dumps(
-            [{"change": a.description, "path": a.path, "backup": a.backup} for a in done], indent=2))
+        (backup_dir / "manifest.json").write_text(
+            json.dumps([{"change": a.description, "path": a.path, "backup": a.backup} for a in done], indent=2)
+        )
     return backup_dir, done

@@ -13,19 +13,19 @@ from redline.tune.topology import Topology
 
 
 class ThreadPolicy(str, Enum):
-    PREFER = "prefer"    # fill sibling threads of a core first (shares L1/L2)
+    PREFER = "prefer"  # fill sibling threads of a core first (shares L1/L2)
     ISOLATE = "isolate"  # one vCPU per core; the core's other threads stay idle
     REQUIRE = "require"  # only whole cores, every thread used (needs SMT)
 
 
 @dataclass(frozen=True)
 class Placement:
-    pins: tuple[int, ...]            # host CPU of vCPU i
-    node: int                        # host NUMA node holding CPUs and memory
-    level: str                       # "core", "socket" or "node": the smallest unit that holds all vCPUs
-    threads: int                     # guest threads per core, matching how pins pair on siblings
-    held: frozenset[int]             # CPUs taken from other guests: pins plus idle siblings (isolate)
-    reserved: frozenset[int]         # CPUs kept free for the host (CPU0, IRQ CPUs)
+    pins: tuple[int, ...]  # host CPU of vCPU i
+    node: int  # host NUMA node holding CPUs and memory
+    level: str  # "core", "socket" or "node": the smallest unit that holds all vCPUs
+    threads: int  # guest threads per core, matching how pins pair on siblings
+    held: frozenset[int]  # CPUs taken from other guests: pins plus idle siblings (isolate)
+    reserved: frozenset[int]  # CPUs kept free for the host (CPU0, IRQ CPUs)
 
     @property
     def cpuset(self) -> str:
@@ -45,7 +45,9 @@ def default_reserved(topo: Topology) -> frozenset[int]:
     return frozenset({0}) | topo.irq_cpus
 
 
-def _usable_per_core(topo: Topology, free: frozenset[int], policy: ThreadPolicy) -> dict[tuple[int, int], tuple[int, ...]]:
+def _usable_per_core(
+    topo: Topology, free: frozenset[int], policy: ThreadPolicy
+) -> dict[tuple[int, int], tuple[int, ...]]:
     out = {}
     for key, sibs in topo.cores().items():
         if policy is ThreadPolicy.PREFER:
@@ -75,8 +77,13 @@ def _memory_fits(topo: Topology, node: int, req: Request, pages_used: dict[int, 
     return None
 
 
-def place(topo: Topology, req: Request, used: frozenset[int] = frozenset(), reserved: frozenset[int] | None = None,
-          pages_used: dict[int, int] | None = None) -> Placement:
+def place(
+    topo: Topology,
+    req: Request,
+    used: frozenset[int] = frozenset(),
+    reserved: frozenset[int] | None = None,
+    pages_used: dict[int, int] | None = None,
+) -> Placement:
     """Choose host CPUs for `req` among CPUs that are online, not reserved and not `used` by other guests.
 
     Tries the smallest unit first (one core, then the cores of one socket within one node, then
@@ -90,18 +97,20 @@ def place(topo: Topology, req: Request, used: frozenset[int] = frozenset(), rese
     tpc = topo.threads_per_core
     if req.policy is ThreadPolicy.REQUIRE:
         if tpc < 2:
-            raise UserError("--thread-policy require needs SMT (sibling threads), and this host has one thread per core")
+            raise UserError(
+                "--thread-policy require needs SMT (sibling threads), and this host has one thread per core"
+            )
         if req.vcpus % tpc:
             raise UserError(f"--thread-policy require places whole cores: --vcpus must be a multiple of {tpc}")
     free = topo.online - reserved - used
     usable = _usable_per_core(topo, free, req.policy)
     node_of = {c.core_key: c.node for c in topo.cpus}
 
-    def units(level: str) -> dict[tuple, list[tuple[int, int]]]:
-        groups: dict[tuple, list[tuple[int, int]]] = {}
+    def units(level: str) -> dict[tuple[str | int, ...], list[tuple[int, int]]]:
+        groups: dict[tuple[str | int, ...], list[tuple[int, int]]] = {}
         for key in usable:
             if level == "core":
-                g: tuple = ("core",) + key
+                g: tuple[str | int, ...] = ("core", *key)
             elif level == "socket":
                 g = ("socket", key[0], node_of[key])
             else:
@@ -162,6 +171,6 @@ def _guest_threads(pins: list[int], cores: dict[tuple[int, int], tuple[int, ...]
     """Threads per core to show the guest: 2 when consecutive vCPUs sit on sibling pairs."""
     core_of = {cpu: key for key, sibs in cores.items() for cpu in sibs}
     for t in (4, 2):
-        if vcpus % t == 0 and all(len({core_of[c] for c in pins[i:i + t]}) == 1 for i in range(0, vcpus, t)):
+        if vcpus % t == 0 and all(len({core_of[c] for c in pins[i : i + t]}) == 1 for i in range(0, vcpus, t)):
             return t
     return 1

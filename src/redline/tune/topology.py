@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -73,13 +74,22 @@ class Topology:
 
     def describe(self) -> str:
         sockets = {c.socket for c in self.cpus}
-        return (f"{len(sockets)} socket(s), {len(self.cores())} cores, {len(self.online)} online CPUs, "
-                f"{len(self.nodes)} NUMA node(s), {self.threads_per_core} thread(s)/core; "
-                f"IRQ CPUs: {sorted(self.irq_cpus) or 'none'}")
+        return (
+            f"{len(sockets)} socket(s), {len(self.cores())} cores, {len(self.online)} online CPUs, "
+            f"{len(self.nodes)} NUMA node(s), {self.threads_per_core} thread(s)/core; "
+            f"IRQ CPUs: {sorted(self.irq_cpus) or 'none'}"
+        )
 
 
-def synthetic(sockets: int, cores_per_socket: int, threads_per_core: int, nodes_per_socket: int = 1,
-              memory_mib_per_node: int = 16384, hugepages_2m_per_node: int = 0, irq_cpus: frozenset[int] = frozenset()) -> Topology:
+def synthetic(
+    sockets: int,
+    cores_per_socket: int,
+    threads_per_core: int,
+    nodes_per_socket: int = 1,
+    memory_mib_per_node: int = 16384,
+    hugepages_2m_per_node: int = 0,
+    irq_cpus: frozenset[int] = frozenset(),
+) -> Topology:
     """A topology numbered the way Linux numbers x86 CPUs: thread 0 of every core first, socket
     by socket, then thread 1 of every core, and so on (so CPU n and n + cores are siblings)."""
     total_cores = sockets * cores_per_socket
@@ -95,24 +105,41 @@ def synthetic(sockets: int, cores_per_socket: int, threads_per_core: int, nodes_
         Node(n, memory_mib_per_node * 1024, ((2048, hugepages_2m_per_node),) if hugepages_2m_per_node else ())
         for n in range(sockets * nodes_per_socket)
     )
-    return Topology(tuple(sorted(cpus, key=lambda c: c.id)), nodes, frozenset(irq_cpus),
-                    f"synthetic {sockets}x{cores_per_socket}x{threads_per_core}")
+    return Topology(
+        tuple(sorted(cpus, key=lambda c: c.id)),
+        nodes,
+        frozenset(irq_cpus),
+        f"synthetic {sockets}x{cores_per_socket}x{threads_per_core}",
+    )
 
 
-def from_json(data: dict) -> Topology:
+def from_json(data: dict[str, Any]) -> Topology:
     """Either the compact form {"sockets", "cores_per_socket", "threads_per_core", ...} or the
     explicit form {"cpus": [{"id", "socket", "core", "node", "online"}], "nodes": [...]}."""
     try:
         irq = frozenset(int(x) for x in data.get("irq_cpus", []))
         if "sockets" in data:
-            return synthetic(int(data["sockets"]), int(data["cores_per_socket"]), int(data.get("threads_per_core", 1)),
-                             int(data.get("nodes_per_socket", 1)), int(data.get("memory_mib_per_node", 16384)),
-                             int(data.get("hugepages_2m_per_node", 0)), irq)
-        cpus = tuple(Cpu(int(c["id"]), int(c["socket"]), int(c["core"]), int(c.get("node", 0)), bool(c.get("online", True)))
-                     for c in data["cpus"])
-        nodes = tuple(Node(int(n["id"]), int(n.get("memory_mib", 0)) * 1024,
-                           tuple((int(k), int(v)) for k, v in n.get("free_hugepages_kib", {}).items()))
-                      for n in data.get("nodes", [{"id": 0}]))
+            return synthetic(
+                int(data["sockets"]),
+                int(data["cores_per_socket"]),
+                int(data.get("threads_per_core", 1)),
+                int(data.get("nodes_per_socket", 1)),
+                int(data.get("memory_mib_per_node", 16384)),
+                int(data.get("hugepages_2m_per_node", 0)),
+                irq,
+            )
+        cpus = tuple(
+            Cpu(int(c["id"]), int(c["socket"]), int(c["core"]), int(c.get("node", 0)), bool(c.get("online", True)))
+            for c in data["cpus"]
+        )
+        nodes = tuple(
+            Node(
+                int(n["id"]),
+                int(n.get("memory_mib", 0)) * 1024,
+                tuple((int(k), int(v)) for k, v in n.get("free_hugepages_kib", {}).items()),
+            )
+            for n in data.get("nodes", [{"id": 0}])
+        )
         return Topology(tuple(sorted(cpus, key=lambda c: c.id)), nodes, irq, "json")
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"topology file is missing or has a bad field: {exc}") from exc
@@ -133,16 +160,29 @@ def from_capabilities(xml: bytes | str) -> Topology:
         nid = int(cell.get("id", "0"))
         mem = cell.find("memory")
         mem_kib = _to_kib(int(mem.text or 0), mem.get("unit", "KiB")) if mem is not None else 0
-        pages = tuple((int(p.get("size", "0")), int(p.text or 0)) for p in cell.findall("pages") if int(p.get("size", "0")) > 4)
+        pages = tuple(
+            (int(p.get("size", "0")), int(p.text or 0)) for p in cell.findall("pages") if int(p.get("size", "0")) > 4
+        )
         nodes.append(Node(nid, mem_kib, pages))
         for c in cell.findall("./cpus/cpu"):
             cpus.append(Cpu(int(c.get("id")), int(c.get("socket_id", "0")), int(c.get("core_id", c.get("id"))), nid))
-    return Topology(tuple(sorted(cpus, key=lambda c: c.id)), tuple(nodes), frozenset(), "virsh capabilities",
-                    ("capabilities list pages reserved, not free: huge page fit is an upper bound",))
+    return Topology(
+        tuple(sorted(cpus, key=lambda c: c.id)),
+        tuple(nodes),
+        frozenset(),
+        "virsh capabilities",
+        ("capabilities list pages reserved, not free: huge page fit is an upper bound",),
+    )
 
 
 def _to_kib(value: int, unit: str) -> int:
-    return value * {"KiB": 1, "k": 1, "KB": 1, "MiB": 1024, "M": 1024, "GiB": 1 << 20, "G": 1 << 20, "b": 1, "bytes": 1}.get(unit, 1) // (1024 if unit in ("b", "bytes") else 1)
+    return (
+        value
+        * {"KiB": 1, "k": 1, "KB": 1, "MiB": 1024, "M": 1024, "GiB": 1 << 20, "G": 1 << 20, "b": 1, "bytes": 1}.get(
+            unit, 1
+        )
+        // (1024 if unit in ("b", "bytes") else 1)
+    )
 
 
 def _read(path: str) -> str | None:
@@ -162,7 +202,9 @@ def irq_cpus_from_proc(root: str = "/") -> frozenset[int]:
     for line in parse_interrupts(text):
         if not line.is_device or sum(line.counts) == 0:
             continue
-        aff = _read(f"{base}/proc/irq/{line.irq}/effective_affinity_list") or _read(f"{base}/proc/irq/{line.irq}/smp_affinity_list")
+        aff = _read(f"{base}/proc/irq/{line.irq}/effective_affinity_list") or _read(
+            f"{base}/proc/irq/{line.irq}/smp_affinity_list"
+        )
         if aff and aff.strip():
             cpus |= parse_cpuset(aff.strip())
         else:
@@ -229,4 +271,4 @@ def load(spec: str, root: str = "/") -> Topology:
     return from_json(data)
 
 
-__all__ = ["Cpu", "Node", "Topology", "load", "synthetic", "from_sysfs", "from_capabilities", "from_json"]
+__all__ = ["Cpu", "Node", "Topology", "from_capabilities", "from_json", "from_sysfs", "load", "synthetic"]

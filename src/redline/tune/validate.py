@@ -53,8 +53,9 @@ def _virt_xml_validate(dom: etree._Element) -> list[Problem]:
     return [] if r.returncode == 0 else [Problem("schema", (r.stderr or r.stdout).strip())]
 
 
-def semantic_problems(dom: etree._Element, topo: Topology, others: frozenset[int] = frozenset(),
-                      reserved: frozenset[int] = frozenset()) -> list[Problem]:
+def semantic_problems(
+    dom: etree._Element, topo: Topology, others: frozenset[int] = frozenset(), reserved: frozenset[int] = frozenset()
+) -> list[Problem]:
     out: list[str] = []
     online = topo.online
     known = {c.id for c in topo.cpus}
@@ -72,7 +73,7 @@ def semantic_problems(dom: etree._Element, topo: Topology, others: frozenset[int
             out.append(f"vCPU {v} is pinned twice")
         seen_vcpus.add(v)
         pinned |= parse_cpuset(el.get("cpuset", ""))
-    pin_sets = [("vcpupin", pinned)]
+    pin_sets: list[tuple[str, set[int] | frozenset[int]]] = [("vcpupin", pinned)]
     emu = dom.find("./cputune/emulatorpin")
     if emu is not None:
         pin_sets.append(("emulatorpin", parse_cpuset(emu.get("cpuset", ""))))
@@ -95,7 +96,7 @@ def semantic_problems(dom: etree._Element, topo: Topology, others: frozenset[int
     for el in dom.iterfind("./numatune/memnode"):
         if int(el.get("cellid", "-1")) not in cells:
             out.append(f"numatune memnode cellid {el.get('cellid')} names no guest NUMA cell (cells: {sorted(cells)})")
-    for el in dom.iterfind("./numatune/memory") :
+    for el in dom.iterfind("./numatune/memory"):
         if el.get("nodeset") and (extra := sorted(parse_cpuset(el.get("nodeset", "")) - host_nodes)):
             out.append(f"numatune memory nodeset names host nodes {extra} that do not exist")
     for el in dom.iterfind("./numatune/memnode"):
@@ -112,6 +113,11 @@ def semantic_problems(dom: etree._Element, topo: Topology, others: frozenset[int
     return [Problem("semantic", m) for m in out]
 
 
-def validate(dom: etree._Element, topo: Topology, others: frozenset[int] = frozenset(),
-             reserved: frozenset[int] = frozenset(), schema: Path = SCHEMA) -> list[Problem]:
+def validate(
+    dom: etree._Element,
+    topo: Topology,
+    others: frozenset[int] = frozenset(),
+    reserved: frozenset[int] = frozenset(),
+    schema: Path = SCHEMA,
+) -> list[Problem]:
     return schema_problems(dom, schema) + semantic_problems(dom, topo, others, reserved)
