@@ -22,6 +22,7 @@ import pytest
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, run_redline
 from redline.analysis.bottleneck import single_threaded_bottlenecks
 from redline.analysis.degradation import GeneratorFlags, PaperCriterion, RobustCriterion, judge
+from redline.analysis.run_summary import summarize
 from redline.lab.process import start_calibrated
 from redline.model.samples import RequestOutcome, Samples
 from redline.monitor import Monitor, PidTree
@@ -366,8 +367,10 @@ def test_latency_robust_trend_line_thinning_and_errors():
 def test_throughput_and_probe_points_from_synthetic_run(tmp_path):
     s = _synthetic(rate=50.0, seconds=4.0)
     write_samples(tmp_path / "samples.npz", s)
-    doc = {"command": "run", "status": "complete", "plan": {"rate": 50.0, "duration_s": 4.0, "warmup_s": 0.0},
-           "summary": {"offered_rps": 50.0, "achieved_rps": 50.0, "latency_ms": {"p50": 10.0}}}  # fmt: skip
+    # only p50 recorded: the other percentiles must come out as gaps, not zeros
+    summary = summarize(s, 4.0, 50.0).to_json() | {"latency_ms": {"p50": 10.0}}
+    doc = {"schema_version": 1, "command": "run", "status": "complete",
+           "plan": {"rate": 50.0, "duration_s": 4.0, "warmup_s": 0.0}, "summary": summary}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(doc))
     run = read_run(tmp_path)
     tp = throughput(run)
