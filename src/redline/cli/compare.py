@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from redline.cli.app import app
-from redline.cli.options import out_console
+from redline.cli.console import out_console
 from redline.errors import UserError
 from redline.report.compare import load_rows, rows_json, to_html
 from redline.store.layout import COMPARE_HTML

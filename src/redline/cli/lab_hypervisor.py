@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from redline.cli.app import lab_app
-from redline.cli.options import err_console, out_console
+from redline.cli.console import err_console, out_console
 
 hv_app = typer.Typer(
     help="A real libvirtd + QEMU (TCG) lab: daemons, micro-VM image, guest network namespace.", no_args_is_help=True

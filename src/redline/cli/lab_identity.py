@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from redline.cli.app import lab_app
-from redline.cli.options import out_console, parse_cpus
+from redline.cli.console import out_console
+from redline.cli.options import parse_cpus
 from redline.errors import UserError
 from redline.lab import identity as lab
 from redline.lab.state import ServiceState, running

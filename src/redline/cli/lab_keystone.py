@@ -9,8 +9,9 @@ from typing import Any, Optional
 import typer
 
 from redline.cli.app import lab_app
+from redline.cli.console import err_console
 from redline.cli.lab_identity import HashRounds, LabService, UpJson, add_down_and_status, admin_password, print_up
-from redline.cli.options import err_console, parse_cpus
+from redline.cli.options import parse_cpus
 from redline.lab import keystone as lab
 
 keystone_app = typer.Typer(help="Real Keystone from PyPI: the study's configurations.", no_args_is_help=True)

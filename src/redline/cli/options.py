@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypedDict, TypeVar, get_type_hints
 
 import typer
-from rich.console import Console
 
+from redline.cli.console import err_console, out_console
 from redline.errors import UserError
 from redline.load.request import RequestTemplate, Target, parse_header
 from redline.model.capacity import CapacityResult
@@ -23,10 +23,6 @@ from redline.model.run import RunResult
 from redline.tune.cpulist import parse_cpuset
 
 R = TypeVar("R")
-
-err_console = Console(stderr=True)
-# Piped output (CI logs, files) gets room for the result tables instead of rich's 80 columns.
-out_console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def parse_cpus(text: str | None) -> tuple[int, ...] | None:

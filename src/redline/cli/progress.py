@@ -6,7 +6,7 @@ from types import TracebackType
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from redline.cli.options import err_console
+from redline.cli.console import err_console
 from redline.load.engine import Progress as LoadProgress
 
 

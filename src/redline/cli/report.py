@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from redline.cli.app import app
-from redline.cli.options import err_console, out_console
+from redline.cli.console import err_console, out_console
 
 
 @app.command("report")

@@ -10,16 +10,8 @@ import typer
 from rich.table import Table
 
 from redline.cli.app import app
-from redline.cli.options import (
-    GeneratorOptions,
-    OutputOptions,
-    RequestOptions,
-    err_console,
-    option_groups,
-    out_console,
-    positive,
-    publish,
-)
+from redline.cli.console import err_console, out_console
+from redline.cli.options import GeneratorOptions, OutputOptions, RequestOptions, option_groups, positive, publish
 from redline.cli.progress import RunProgress
 from redline.cli.scenario_options import ScenarioOptions, choose_scenario
 from redline.errors import UserError

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from redline.cli.app import app
-from redline.cli.options import err_console, out_console
+from redline.cli.console import err_console, out_console
 from redline.errors import UserError
 from redline.model.storm import ScalePoint, ScaleResult
 

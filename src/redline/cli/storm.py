@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from redline.cli.app import app
-from redline.cli.options import err_console, out_console
+from redline.cli.console import err_console, out_console
 from redline.errors import UserError
 
 if TYPE_CHECKING:
