@@ -181,7 +181,10 @@ def _guess(
     after = history[history.index(top) + 1 :]
     if top.achieved < lo - step or any(p.phase == "bisect" for p in after):
         return None  # below a rate it sustained, what it served says nothing of its capacity
-    est = top.achieved
+    # What an overloaded probe served is its capacity give or take the answers that happen to
+    # complete inside its window (1501/s measured on a 1500/s target): half a step below it
+    # keeps the guess on the side the target can sustain, instead of a rate one answer too high.
+    est = top.achieved - step / 2
     if est <= lo + step:
         guess = lo + step  # capacity looks like lo: check just above it
     elif est >= hi - step:

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from redline.errors import UserError
-from redline.lab.state import find_by_url
-from redline.scenarios import credentials
-from redline.scenarios.keystone import SCENARIOS, KeystoneOptions, KeystoneScenario, expand_users, parse_mix, v3_url
+from redline.scenarios.keystone import SCENARIOS
 from redline.targets.embedded import ScenarioChoice
+from redline.targets.scenario import keystone_scenario
 
 _P = "scenario"  # rich help panel
 
@@ -86,30 +85,21 @@ def choose_scenario(options: ScenarioOptions, url: Optional[str]) -> ScenarioCho
         return None
     if url is not None:
         raise UserError("--scenario takes its target from --os-auth-url (or OS_AUTH_URL, --os-cloud), not --url")
-    creds = credentials.resolve(
-        {
-            "auth_url": options.os_auth_url,
-            "username": options.os_username,
-            "password": options.os_password,
-            "project_name": options.os_project_name,
-            "user_domain_name": options.os_user_domain_name,
-            "project_domain_name": options.os_project_domain_name,
-        },
+    given = {
+        "auth_url": options.os_auth_url,
+        "username": options.os_username,
+        "password": options.os_password,
+        "project_name": options.os_project_name,
+        "user_domain_name": options.os_user_domain_name,
+        "project_domain_name": options.os_project_domain_name,
+    }
+    return keystone_scenario(
+        options.scenario,
+        given,
         options.os_cloud,
-    )
-    lab = find_by_url(v3_url(creds.auth_url))
-    hash_cost = options.password_hash_cost
-    if hash_cost is None and lab is not None:
-        hash_cost = lab.password_hash_rounds
-    opts = KeystoneOptions(
-        scenario=options.scenario,
-        credentials=creds,
-        users=expand_users(options.users) if options.users else (),
+        users=options.users,
         users_project=options.users_project,
         token_pool=options.token_pool,
-        mix=parse_mix(options.mix),
-        password_hash_rounds=hash_cost,
+        mix=options.mix,
+        hash_cost=options.password_hash_cost,
     )
-    scenario = KeystoneScenario(opts)
-    scenario.preflight()
-    return ScenarioChoice(scenario, lab)
