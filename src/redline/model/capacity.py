@@ -64,13 +64,6 @@ class ProbeResult(JsonRecord):
         return self.warmup_summary or self.summary
 
     @property
-    def label(self) -> str:
-        return f"#{self.index} {self.rate:g}/s"
-
-    def latency_ms(self, key: str) -> float | None:
-        return self.shown.latency_ms.get(key)
-
-    @property
     def target_cpu_ms_per_request(self) -> float | None:
         """Target CPU time per successful answer (ms), when the target was monitored."""
         achieved = self.summary.achieved_rps

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from redline.report import charts as _charts
     from redline.report import html as _html
+    from redline.report.load import RunData
 
 # Nothing heavy is imported at module level: every command imports this package, so
 # plotly, matplotlib and scipy (~1.5 s) are loaded only when a report is actually written.
@@ -36,16 +37,15 @@ def write_any_report(run_dir: Path) -> tuple[list[Path], tuple[str, ...]]:
     from redline.store import RunFolder
 
     run_dir = Path(run_dir)
-    result = RunFolder.open(run_dir).read()
-    if isinstance(result, (StormRunResult, ScaleResult)):
+    loaded = RunFolder.open(run_dir).load()
+    if isinstance(loaded.result, (StormRunResult, ScaleResult)):
         from redline.report.scale import write_scale_report
         from redline.report.storm import write_storm_report
 
-        page = (write_storm_report if isinstance(result, StormRunResult) else write_scale_report)(run_dir)
+        page = (write_storm_report if isinstance(loaded.result, StormRunResult) else write_scale_report)(run_dir)
         return [page, *sorted((run_dir / PNG_DIR).glob("*.png"))], ()
-    paths = write_reports(run_dir)
-    # Read again for the notes only: write_reports returns paths, the page holds the notes.
-    return paths, read_run(run_dir).missing
+    run = read_run(run_dir, loaded)
+    return _write(run), run.missing
 
 
 def write_reports(run_dir: Path) -> list[Path]:
@@ -55,14 +55,18 @@ def write_reports(run_dir: Path) -> list[Path]:
     missing is said on the page. Raises UserError only when `run_dir` has no readable
     run.json (it is not a run folder at all), or OSError if the folder cannot be written.
     """
+    from redline.report.load import read_run
+
+    return _write(read_run(Path(run_dir)))
+
+
+def _write(run: RunData) -> list[Path]:
     from redline.atomic import write_text
     from redline.report import charts as _charts
     from redline.report import html as _html
     from redline.report import png as _png
-    from redline.report.load import read_run
 
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
+    run_dir = run.path
     notes = list(run.missing)
     png_dir = run_dir / PNG_DIR
 

@@ -27,7 +27,7 @@ from redline.model.samples import Samples
 from redline.model.series import MonitorSeries
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
-from redline.store import RunFolder
+from redline.store import Loaded, RunFolder
 from redline.store.layout import MONITOR, SAMPLES
 
 T = TypeVar("T")
@@ -121,10 +121,11 @@ class RunData:
         return None
 
 
-def read_run(path: Path) -> RunData:
-    """Read a run or capacity folder; UserError only when it has no readable run.json."""
+def read_run(path: Path, loaded: Loaded | None = None) -> RunData:
+    """Read a run or capacity folder; UserError only when it has no readable run.json.
+    `loaded`: its run.json, when the caller has read it already."""
     folder = RunFolder.open(Path(path))
-    loaded = folder.load()
+    loaded = loaded or folder.load()
     result = loaded.result
     if not isinstance(result, (RunResult, CapacityResult)):
         raise UserError(
