@@ -51,6 +51,13 @@ def test_quick_protocol_finds_the_calibrated_capacity(calibrated, tmp_path, serv
     assert any(p["target_cpu_pct"] is not None for p in doc["probes"])
     assert (Path(out["run_dir"]) / "monitor.npz").is_file()
     assert out["report"] and Path(out["report"]).is_file()
+    # K servers sleeping 10 ms: the CPU idles, so what limits N is the pool, ~K in flight at N.
+    limit = doc["limit"]
+    assert limit["kind"] == "latency_bound", limit
+    assert not any(f["id"] == "target.cpu_saturated" for f in doc["findings"])
+    assert 0.6 * servers <= limit["figures"]["in_flight"] <= 1.1 * servers, limit
+    assert f"~{servers} requests were in flight at N" in limit["paragraph"]
+    assert "What limits N" in Path(out["report"]).read_text()
 
 
 def test_errors_above_a_rate_bound_n_and_are_named(calibrated, tmp_path):
@@ -94,6 +101,10 @@ def test_a_starved_generator_is_inconclusive_not_the_targets_limit(calibrated, t
     assert out["outcome"]["state"] == "inconclusive" and rc == 5
     bound = [p for p in doc["probes"] if p["verdict"]["state"] == "inconclusive"]
     assert all(p["health"]["generator_bound"] and p["health"]["reasons"] for p in bound)
+    # The diagnosis blames the generator, not the target (which idles at capacity 1500).
+    assert doc["limit"]["kind"] == "generator", doc["limit"]
+    assert all(p["findings"][0]["id"] == "generator.bound" for p in bound)
+    assert not any(f["id"].startswith("target.cpu") for p in doc["probes"] for f in p["findings"])
 
 
 def test_sigint_during_a_search_keeps_the_probes(calibrated, tmp_path):

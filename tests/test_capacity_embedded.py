@@ -17,14 +17,12 @@ GEN = ",".join(map(str, GEN_CPUS))
 
 
 def test_default_target_is_the_reference_identity_service(tmp_path):
-    proc = run_redline(
-        "capacity", "--min", "40", "--max", "120", "--resolution", "50%", "--cpus", GEN,
-        "--results", str(tmp_path), "--json", timeout=240,
-    )  # fmt: skip
+    # What `./dev demo` runs (the generator pinned as the suite pins it): a whole quick search.
+    proc = run_redline("capacity", "--cpus", GEN, "--results", str(tmp_path), "--json", timeout=400)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["outcome"]["n"] and out["outcome"]["n"] >= 40, out["outcome"]
+    assert out["outcome"]["state"] == "found" and out["outcome"]["n"] > 100, out["outcome"]
     t = out["target"]
     assert t["embedded"] is True and t["lab"]["kind"] == "identity"
     assert t["scenario"]["name"] == "keystone.issue" and t["scenario"]["password_hash_rounds"] == 4
@@ -35,6 +33,27 @@ def test_default_target_is_the_reference_identity_service(tmp_path):
     assert t["pid"] > 0 and not alive(t["pid"])  # stopped when the command ended
     assert "embedded target: the reference identity service" in proc.stderr
     assert Path(out["report"]).is_file()
+    if TARGET_CPUS:
+        # Its one CPU is the limit: busy at N, the CPU each issue costs, the ceiling, the advice.
+        limit = out["limit"]
+        assert limit["kind"] == "target_cpu", limit
+        at_n = limit["figures"]["at_n"]
+        assert at_n["cpus"] == 1 and at_n["busy_share"] >= 0.8, at_n
+        assert at_n["ceiling_rps"] == pytest.approx(out["outcome"]["n"] / at_n["share_of_ceiling"], rel=0.05)
+        assert "per token issue" in limit["paragraph"] and "one worker process per CPU" in limit["paragraph"]
+        html = Path(out["report"]).read_text()
+        assert "What limits N" in html and "ceiling near" in html
+        # profiled by default (redline started it): the raw stacks of the decisive probes are kept
+        profiled = [p for p in json.loads((Path(out["run_dir"]) / "run.json").read_text())["probes"] if p["profile"]]
+        assert profiled and any(p["profile"]["samples"] > 0 for p in profiled)
+        assert "Where the target's time goes" in html and "<svg" in html
+        # `redline diagnose` derives the same limit offline and prints it as the terminal summary does
+        again = run_redline("diagnose", out["run_dir"], timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "what limits it: target CPU" in again.stdout, again.stdout
+        rewritten = json.loads((Path(out["run_dir"]) / "run.json").read_text())
+        assert rewritten["limit"]["kind"] == "target_cpu"
+        assert rewritten["limit"]["figures"]["at_n"] == at_n
     for f in Path(out["run_dir"]).rglob("*"):  # its generated password and tokens stay in memory
         if f.is_file():
             assert b"gAAAAA" not in f.read_bytes(), f

@@ -71,6 +71,8 @@ def single_threaded_bottlenecks(
     idle_cores = (cpus * 100.0 - series.cpu_pct.astype(np.float64).sum(axis=1)) / 100.0
     findings: list[Finding] = []
     for i, proc in enumerate(series.procs):
+        if len(proc.cpus) == 1:
+            continue  # pinned to one CPU by its affinity: that CPU saturated, not its threading
         pct = series.proc_cpu_pct[:, i].astype(np.float64)
         alive = np.isfinite(pct)
         n_alive = int(alive.sum())
@@ -81,7 +83,10 @@ def single_threaded_bottlenecks(
         share = n_pinned / n_alive
         if share < config.min_share:
             continue
-        idle = float(np.median(idle_cores[pinned]))
+        # Idle where it could have run: CPUs outside its affinity are no use to it.
+        usable = [c for c in proc.cpus if c < cpus] or list(range(cpus))
+        idle_usable = (len(usable) * 100.0 - series.cpu_pct[:, usable].astype(np.float64).sum(axis=1)) / 100.0
+        idle = float(np.median(idle_usable[pinned])) if proc.cpus else float(np.median(idle_cores[pinned]))
         if idle < config.min_idle_cores:
             continue
         median_pct = float(np.median(pct[pinned]))

@@ -43,6 +43,7 @@ app.add_typer(lab_app, name="lab")
 from redline.cli import audit as _audit  # noqa: E402,F401
 from redline.cli import capacity as _capacity  # noqa: E402,F401
 from redline.cli import compare as _compare  # noqa: E402,F401
+from redline.cli import diagnose as _diagnose  # noqa: E402,F401
 from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
 from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401

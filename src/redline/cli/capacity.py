@@ -12,14 +12,23 @@ from rich.table import Table
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
-from redline.cli.options import GeneratorOptions, OutputOptions, RequestOptions, option_groups, publish
+from redline.cli.limit_display import print_limit
+from redline.cli.options import (
+    DiagnosisOptions,
+    GeneratorOptions,
+    OutputOptions,
+    RequestOptions,
+    option_groups,
+    publish,
+)
 from redline.cli.progress import RunProgress
-from redline.cli.scenario_options import ScenarioOptions, choose_scenario
+from redline.cli.scenario_options import ScenarioOptions, choose_scenario, unit_of
 from redline.errors import UserError
 from redline.jobs.capacity import CapacityHooks, CapacityRequest, ProbeReport, run_capacity
 from redline.model.capacity import CapacityResult
-from redline.monitor import NamePattern, PidTree, ProcessSelector
+from redline.monitor import ProcessSelector
 from redline.targets.embedded import EMBEDDED_KINDS, EmbeddedKind, embedded_target, with_url_path
+from redline.targets.scenario import lab_audit_root
 
 if TYPE_CHECKING:
     from redline.analysis.search import Step
@@ -101,12 +110,7 @@ def capacity_command(
     request: RequestOptions = RequestOptions(),
     arrival: str = typer.Option("constant", "--arrival", help="constant or poisson."),
     generator: GeneratorOptions = GeneratorOptions(),
-    target_pid: Optional[int] = typer.Option(
-        None, "--target-pid", help="Monitor this process and its children as the target."
-    ),
-    target_process: Optional[str] = typer.Option(
-        None, "--target-process", help="Monitor processes matching this regex as the target."
-    ),
+    diag: DiagnosisOptions = DiagnosisOptions(),
     output: OutputOptions = OutputOptions(),
     scen: ScenarioOptions = ScenarioOptions(),
 ) -> None:
@@ -123,9 +127,8 @@ def capacity_command(
         raise UserError(str(exc)) from None
     gen_cpus = generator.generator_cpus()
     template = request.template()
-    selector: ProcessSelector | None = (
-        PidTree(target_pid) if target_pid else NamePattern(target_process) if target_process else None
-    )
+    selector: ProcessSelector | None = diag.selector()
+    lab_root: Path | None = None
 
     kind = _embedded_kind(embedded, url, scen)
     with ExitStack() as stack:  # whatever fails after an embedded target started, the target is stopped
@@ -139,11 +142,14 @@ def capacity_command(
             # of the identity service, but not of the calibrated target (one process, redline's).
             if selector is None or kind == "calibrated":
                 selector = emb.processes
+            lab_started = True
         else:
             chosen = choose_scenario(scen, url)
+            lab_started = chosen is not None and chosen.lab is not None and selector is None
             if chosen is not None:
                 url = chosen.scenario.url
                 target_desc = chosen.target_description()
+                lab_root = lab_audit_root(chosen.lab)
                 if selector is None:
                     selector = chosen.processes
             else:
@@ -159,6 +165,9 @@ def capacity_command(
             protocol=proto,
             arrival=arrival,
             target_processes=selector,
+            profile=diag.profiling(lab_started, selector is not None),
+            audit_root=diag.audit_for(url, lab_root),
+            unit=unit_of(chosen),
             **generator.settings(gen_cpus),
         )
         err_console.print(f"[bold]capacity search[/bold] — protocol {proto.name}: {proto.description}")
@@ -166,7 +175,7 @@ def capacity_command(
         result = run_capacity(req, target_desc, output.results, name, _Display())
 
     doc = result.result
-    keys = ("status", "outcome", "protocol", "criterion", "time_taken_s", "findings", "target")
+    keys = ("status", "outcome", "limit", "protocol", "criterion", "time_taken_s", "findings", "target")
     summary = {k: v for k, v in doc.to_json().items() if k in keys} | {"probes": _probe_rows(doc)}
     publish(doc, result.folder.path, output.as_json, summary, _print_result)
     assert doc.outcome is not None  # the search always records one, even when cut short
@@ -258,8 +267,7 @@ def _print_result(doc: CapacityResult, path: Path) -> None:
     if o is not None:
         n = "—" if o.n is None else f"{o.n:g} requests/s"
         out_console.print(f"[bold]N = {n}[/bold] ({o.state}): {o.reason}")
-    for f in doc.findings:
-        out_console.print(f"finding: {f.title} — {f.fix}")
+    print_limit(doc.limit, doc.findings, [p.profile for p in doc.probes if p.profile is not None])
     out_console.print(f"time taken: {doc.time_taken_s or 0:g} s; run folder: {path}")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypedDict, TypeVar, get_type_hints
+from urllib.parse import urlsplit
 
 import typer
 
@@ -212,3 +213,58 @@ class OutputOptions:
     results: Annotated[Path, typer.Option("--results", help="Where run folders go.")] = Path("results")
     name: Annotated[Optional[str], typer.Option("--name", help="Run folder name (after the UTC time).")] = None
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False
+
+
+@dataclass(frozen=True)
+class DiagnosisOptions:
+    """What is watched and profiled as the target, and whose configuration explains the limit."""
+
+    target_pid: Annotated[
+        Optional[int], typer.Option("--target-pid", help="Monitor this process and its children as the target.")
+    ] = None
+    target_process: Annotated[
+        Optional[str], typer.Option("--target-process", help="Monitor processes matching this regex as the target.")
+    ] = None
+    profile: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--profile/--no-profile",
+            help="Sample the target's Python processes with py-spy during each measurement window "
+            "(default: on for targets redline started, off otherwise; needs root or ptrace permission).",
+        ),
+    ] = None
+    audit_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--audit-root",
+            help="Link the limit to the audit of the configuration under this root "
+            "(default: the lab's own files, or / for a target on this host).",
+        ),
+    ] = None
+
+    def selector(self) -> Any:
+        """The target's processes as given (None: the lab's, or not monitored)."""
+        from redline.monitor import NamePattern, PidTree
+
+        if self.target_pid is not None and self.target_process is not None:
+            raise UserError("give --target-pid or --target-process, not both")
+        if self.target_pid is not None:
+            return PidTree(self.target_pid)
+        return NamePattern(self.target_process) if self.target_process else None
+
+    def profiling(self, lab_started: bool, monitored: bool) -> bool:
+        """Whether to profile: on by default for a target redline started (it knows its pids)."""
+        if self.profile and not monitored:
+            raise UserError("--profile needs the target's processes: give --target-pid or --target-process")
+        return lab_started and monitored if self.profile is None else self.profile
+
+    def audit_for(self, url: str, lab_root: Path | None) -> Path | None:
+        """--audit-root, else the lab's configuration, else the host's own for a loopback target."""
+        if self.audit_root is not None:
+            if not self.audit_root.is_dir():
+                raise UserError(f"--audit-root {str(self.audit_root)!r} is not a directory")
+            return self.audit_root
+        if lab_root is not None:
+            return lab_root
+        host = (urlsplit(url).hostname or "").lower()
+        return Path("/") if host in ("127.0.0.1", "localhost", "::1") else None

@@ -11,7 +11,16 @@ from rich.table import Table
 
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
-from redline.cli.options import GeneratorOptions, OutputOptions, RequestOptions, option_groups, positive, publish
+from redline.cli.limit_display import print_limit
+from redline.cli.options import (
+    DiagnosisOptions,
+    GeneratorOptions,
+    OutputOptions,
+    RequestOptions,
+    option_groups,
+    positive,
+    publish,
+)
 from redline.cli.progress import RunProgress
 from redline.cli.scenario_options import ScenarioOptions, choose_scenario
 from redline.errors import UserError
@@ -21,6 +30,7 @@ from redline.load.request import Target
 from redline.load.schedule import Schedule
 from redline.model.run import RunResult
 from redline.targets.embedded import embedded_target, with_url_path
+from redline.targets.scenario import lab_audit_root
 
 
 @app.command("run")
@@ -43,6 +53,7 @@ def run_command(
     request: RequestOptions = RequestOptions(),
     generator: GeneratorOptions = GeneratorOptions(),
     seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals."),
+    diag: DiagnosisOptions = DiagnosisOptions(),
     output: OutputOptions = OutputOptions(),
     scen: ScenarioOptions = ScenarioOptions(),
 ) -> None:
@@ -54,16 +65,22 @@ def run_command(
     template = request.template()
 
     chosen = choose_scenario(scen, url)
+    selector = diag.selector()
+    lab_started, lab_root = False, None
     with ExitStack() as stack:  # whatever fails after the embedded target started, it is stopped
         if chosen is not None:
             url = chosen.scenario.url
             target_desc = chosen.target_description()
             template = chosen.scenario.request(warmup + duration)
+            lab_started = chosen.lab is not None and selector is None
+            lab_root = lab_audit_root(chosen.lab)
+            selector = selector or chosen.processes
         elif url is None:
             embedded = stack.enter_context(embedded_target("calibrated", gen_cpus))
             url, target_desc, gen_cpus = embedded.url, embedded.description, embedded.generator_cpus
             rate = 200.0 if rate is None else rate
             err_console.print(f"[dim]{embedded.banner}[/dim]")
+            selector, lab_started = embedded.processes, True
         else:
             target_desc = {"url": url, "embedded": False}
         if rate is None:
@@ -82,11 +99,18 @@ def run_command(
         label = f"{rate:g}/s" if end_rate is None else f"{rate:g}→{end_rate:g}/s"
         with RunProgress(label, rate) as progress:
             outcome = run_fixed_rate(
-                plan, target_desc, output.results, output.name or _default_name(target), on_progress=progress.update
+                plan,
+                target_desc,
+                output.results,
+                output.name or _default_name(target),
+                on_progress=progress.update,
+                target_processes=selector,
+                profile=diag.profiling(lab_started, selector is not None),
+                audit_root=diag.audit_for(url, lab_root),
             )
 
     doc = outcome.result
-    keys = ("status", "summary", "health", "target", "plan")
+    keys = ("status", "summary", "health", "limit", "findings", "target", "plan")
     publish(
         doc, outcome.folder.path, output.as_json, {k: v for k, v in doc.to_json().items() if k in keys}, _print_summary
     )
@@ -118,4 +142,5 @@ def _print_summary(doc: RunResult, path: Path) -> None:
     out_console.print(table)
     for note in h.notes:
         out_console.print(f"note: {note}")
+    print_limit(doc.limit, doc.findings, [doc.profile] if doc.profile else [])
     out_console.print(f"run folder: {path}")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
+from redline.cli.storm import print_findings
 from redline.errors import UserError
 from redline.model.storm import ScalePoint, ScaleResult
 
@@ -102,7 +103,7 @@ def scale_command(
     report = write_scale_report(out.folder.path)
     doc = out.document
     if as_json:
-        fields = {k: v for k, v in doc.to_json().items() if k in ("points", "usl", "amdahl", "sentences")}
+        fields = {k: v for k, v in doc.to_json().items() if k in ("points", "usl", "amdahl", "sentences", "findings")}
         print(json.dumps({"run_dir": str(out.folder.path), "report": str(report), **fields}, indent=2))
         return
     print_scale(doc)
@@ -139,3 +140,4 @@ def print_scale(doc: ScaleResult) -> None:
         )
     for line in doc.sentences:
         out_console.print(line)
+    print_findings(doc.findings)

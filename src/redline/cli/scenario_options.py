@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from redline.errors import UserError
+from redline.jobs.diagnosis import unit_of_scenario
 from redline.scenarios.keystone import SCENARIOS
 from redline.targets.embedded import ScenarioChoice
 from redline.targets.scenario import keystone_scenario
@@ -103,3 +104,8 @@ def choose_scenario(options: ScenarioOptions, url: Optional[str]) -> ScenarioCho
         mix=options.mix,
         hash_cost=options.password_hash_cost,
     )
+
+
+def unit_of(chosen: ScenarioChoice | None) -> str:
+    """What one request of the scenario is, for sentences such as "0.96 ms of CPU per token issue"."""
+    return "request" if chosen is None else unit_of_scenario(chosen.scenario.opts.scenario)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -16,6 +17,7 @@ from redline.errors import UserError
 
 if TYPE_CHECKING:
     from redline.jobs.storm import StormOutcome
+    from redline.model.finding import Finding
     from redline.storm.runner import StormProgress
 
 storm_app = typer.Typer(
@@ -93,9 +95,10 @@ def storm_command(
     _report(outcome)
     report = write_report_storm(outcome.folder.path)
     if as_json:
-        print(
-            json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json()}, indent=2)
-        )
+        doc = outcome.document.to_json()
+        where = {k: doc[k] for k in ("phase_cpu", "findings")}
+        print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json(), **where},
+                         indent=2))  # fmt: skip
     else:
         _print_summary(outcome)
         out_console.print(f"run folder: {outcome.folder.path}")
@@ -141,6 +144,13 @@ def _print_summary(outcome: StormOutcome) -> None:
     for name, err in zip(outcome.result.names, outcome.result.errors):
         if err:
             out_console.print(f"  {name}: {err}")
+    print_findings(outcome.document.findings)
+
+
+def print_findings(findings: Sequence[Finding]) -> None:
+    """One line per finding: what was found, and what to change (the report has the evidence)."""
+    for f in findings:
+        out_console.print(f"[{f.severity}] {f.title} — {f.fix}", markup=False, highlight=False)
 
 
 @storm_app.command("cleanup")

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from redline.analysis.bottleneck import single_threaded_bottlenecks
 from redline.analysis.degradation import early_stop, judge
+from redline.analysis.diagnosis import SERVICE_PATTERN
 from redline.analysis.protocols import SearchProtocol
 from redline.analysis.run_summary import summarize, warmup_summary
 from redline.analysis.search import ProbeRecord, Step, next_step
+from redline.jobs.diagnosis import WindowProfiler, probe_findings, with_limit
 from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
 from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
@@ -30,9 +31,9 @@ from redline.load.settle import Settled, settle
 from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
-from redline.monitor import Monitor, PidList, ProcessSelector
+from redline.monitor import Monitor, NamePattern, PidList, ProcessSelector
 from redline.store import RunFolder
-from redline.store.layout import MONITOR, PROBES_DIR, SAMPLES, probe_dir
+from redline.store.layout import MONITOR, PROBES_DIR, PROFILE, SAMPLES, probe_dir
 
 SETTLE_MAX_S = 60.0
 
@@ -55,6 +56,11 @@ class CapacityRequest:
     # Called before each probe with its length (s) for a fresh request (e.g. tokens
     # that stay valid through the probe); None: `request` for every probe.
     request_for: Callable[[float], RequestTemplate] | None = None
+    # Sample the target's Python processes with py-spy during each probe's window.
+    profile: bool = False
+    # The configuration the limit is linked to (the audit's root: a lab's files, or "/").
+    audit_root: Path | None = None
+    unit: str = "request"  # what one request is, for the limit's sentence ("token issue")
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def run_capacity(
     began = time.monotonic()
     history: list[ProbeRecord] = []
     probes: list[ProbeResult] = []
-    monitor = Monitor(interval_s=req.monitor_interval_s)
+    monitor = Monitor(interval_s=req.monitor_interval_s, groups={"services": NamePattern(SERVICE_PATTERN)})
     if req.target_processes is not None:
         monitor.add_group("target", req.target_processes)
     status, outcome, abandoned = "complete", None, None
@@ -135,9 +141,14 @@ def run_capacity(
             if settled is not None:
                 hooks.settled(settled)
             hooks.probe_started(index, step, warmup, window)
-            result, started, ended = _probe(req, step, warmup, window, monitor, hooks, stop)
+            profiler = _profiler(req, folder, probe_dir(index, step.rate), warmup)
+            try:
+                result, started, ended = _probe(req, step, warmup, window, monitor, hooks, stop)
+            finally:
+                profile = profiler.stop(folder) if profiler is not None else None
             verdict = _verdict(req, step, window, result)
             record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder, settled)
+            record = dataclasses.replace(record, findings=probe_findings(monitor.series(), record), profile=profile)
             probes.append(record)
             doc = dataclasses.replace(doc, probes=tuple(probes), time_taken_s=round(time.monotonic() - began, 1))
             if result.interrupted:
@@ -157,7 +168,6 @@ def run_capacity(
         folder.write_monitor(series)
         doc = dataclasses.replace(
             doc,
-            findings=single_threaded_bottlenecks(series),
             monitor=series.to_summary(),
             time_taken_s=round(time.monotonic() - began, 1),
             status=status,
@@ -166,8 +176,16 @@ def run_capacity(
             if outcome is not None
             else SearchOutcome(status, _best_known(history), f"the search was {status}"),  # type: ignore[arg-type]
         )
+        doc = with_limit(doc, req.audit_root, req.unit)
         folder.write(doc)
     return CapacityOutcome(folder, outcome, doc, status)
+
+
+def _profiler(req: CapacityRequest, folder: RunFolder, rel: str, warmup: float) -> WindowProfiler | None:
+    if not req.profile or req.target_processes is None:
+        return None
+    pids = tuple(sorted(req.target_processes.resolve()))
+    return WindowProfiler(pids, folder.path / rel / PROFILE, warmup, req.cpus).start()
 
 
 def _settle_after_overload(

@@ -10,19 +10,23 @@ an interrupted or failed scale run keeps the points it measured.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from redline.analysis.scalability import ScaleFit, fit, sentences
+from redline.analysis.storm_diagnosis import fastest_growing_phase
 from redline.errors import UserError
-from redline.jobs.storm import StormOutcome, new_run_id, run_storm_job
-from redline.model.storm import ScalePoint, ScaleResult
+from redline.jobs.storm import StormOutcome, diagnose_storm_folder, new_run_id, run_storm_job
+from redline.model.finding import Finding
+from redline.model.storm import ScalePoint, ScaleResult, StormRunResult, StormSummary
+from redline.model.storm_diagnosis import PhaseCpu
 from redline.store import RunFolder
 from redline.storm.analysis import span_to_ssh_s
 from redline.storm.driver import StormDriver
-from redline.storm.model import InstanceSpec, StormPlan
+from redline.storm.model import PHASE_NAMES, InstanceSpec, StormPlan
 
 # (run id, plan) -> (driver, its instance specs, the target's description)
 DriverFactory = Callable[[str, StormPlan], tuple[StormDriver, list[InstanceSpec], dict[str, Any]]]
@@ -35,6 +39,7 @@ class ScaleOutcome:
     usl: ScaleFit | None = None
     amdahl: ScaleFit | None = None
     sentences: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     document: ScaleResult = field(default_factory=ScaleResult)
 
 
@@ -55,6 +60,7 @@ def run_scale_job(
     )
     folder.write(doc)
     out = ScaleOutcome(folder, document=doc)
+    largest: tuple[int, tuple[PhaseCpu, ...]] = (0, ())  # the largest storm so far and its phase CPU
     try:
         for rnd in range(repeat):
             for n in sizes:
@@ -67,7 +73,11 @@ def run_scale_job(
                 if storm.result.interrupted:
                     raise KeyboardInterrupt
                 t = span_to_ssh_s(storm.result.marks_s)
-                point = None if t is None else ScalePoint(n, rnd, t, storm.folder.path.name)
+                point = (
+                    None if t is None else ScalePoint(n, rnd, t, storm.folder.path.name, phase_medians(storm.summary))
+                )
+                if n >= largest[0]:  # the latest round of the largest size
+                    largest = (n, storm.document.phase_cpu)
                 if on_storm_done is not None:
                     on_storm_done(storm, point)
                 if point is None:
@@ -79,15 +89,70 @@ def run_scale_job(
                 folder.write(doc)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        doc = out.document = dataclasses.replace(doc, status=status, error=str(exc) or type(exc).__name__)
+        out.findings = scale_findings(doc, largest[1])  # what the points measured so far say
+        doc = out.document = dataclasses.replace(
+            doc, status=status, error=str(exc) or type(exc).__name__, findings=tuple(out.findings)
+        )
         folder.write(doc)
         raise
     ns = [p.n for p in out.points]
     xs = [p.throughput for p in out.points]
     out.usl, out.amdahl = fit(ns, xs, "usl", boot=boot), fit(ns, xs, "amdahl", boot=boot)
     out.sentences = sentences(ns, [p.t_s for p in out.points])
+    out.findings = scale_findings(doc, largest[1])
     out.document = dataclasses.replace(
-        doc, status="complete", usl=out.usl, amdahl=out.amdahl, sentences=tuple(out.sentences)
+        doc,
+        status="complete",
+        usl=out.usl,
+        amdahl=out.amdahl,
+        sentences=tuple(out.sentences),
+        findings=tuple(out.findings),
     )
     folder.write(out.document)
     return out
+
+
+def phase_medians(summary: StormSummary | None) -> dict[str, float]:
+    """Median duration of each phase of a storm (NaN: no instance completed it)."""
+    if summary is None:
+        return {}
+    return {
+        p.phase: (math.nan if p.median_s is None else round(p.median_s, 4))
+        for p in summary.phases
+        if p.phase in PHASE_NAMES
+    }
+
+
+def scale_findings(doc: ScaleResult, largest_storm: Sequence[PhaseCpu] = ()) -> list[Finding]:
+    """The fastest-growing phase (with the largest storm's CPU in that phase), when two sizes
+    or more have phase durations."""
+    f = fastest_growing_phase(doc, largest_storm)
+    return [] if f is None else [f]
+
+
+def diagnose_scale_folder(folder: RunFolder) -> ScaleResult:
+    """The scale run's findings derived again, offline, from its storm folders: each point's
+    phase medians from its storm's run.json when the point lacks them (folders written before
+    they were kept), and the largest storm's phase CPU from its phases.npz and monitor.npz.
+    Nothing is written: the caller writes the document it returns (`folder.write(doc)`);
+    the storm folders are left as they are (diagnose each with `diagnose_storm_folder`)."""
+    doc = folder.read()
+    if not isinstance(doc, ScaleResult):
+        raise UserError(f"{folder.path} is a {doc.command!r} run folder, not a scale run's")
+    points = []
+    storms: dict[str, RunFolder] = {}
+    for p in doc.points:
+        storm_dir = folder.path / p.run_dir
+        if storm_dir.is_dir():
+            storms[p.run_dir] = RunFolder.open(storm_dir)
+        if not p.phase_median_s and p.run_dir in storms:
+            storm = storms[p.run_dir].read()
+            summary = storm.summary if isinstance(storm, StormRunResult) else None
+            p = dataclasses.replace(p, phase_median_s=phase_medians(summary))
+        points.append(p)
+    largest: tuple[PhaseCpu, ...] = ()
+    biggest = [p for p in points if p.run_dir in storms and p.n == max(q.n for q in points)]
+    if biggest:
+        largest = diagnose_storm_folder(storms[biggest[-1].run_dir]).phase_cpu
+    doc = dataclasses.replace(doc, points=tuple(points))
+    return dataclasses.replace(doc, findings=tuple(scale_findings(doc, largest)))

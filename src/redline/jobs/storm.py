@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -11,13 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redline.analysis.storm_diagnosis import StormDiagnosis, diagnose_storm
+from redline.errors import UserError
+from redline.model.finding import Evidence, Finding, Severity
+from redline.model.series import MonitorSeries
 from redline.model.storm import InstanceRecord, StormRunResult, StormSummary
-from redline.monitor import Monitor, NamePattern
+from redline.monitor import Monitor, NamePattern, PidTree
 from redline.store import RunFolder
-from redline.store.layout import MONITOR, PHASES
+from redline.store.layout import MONITOR
+from redline.store.layout import PHASES as PHASES_FILE
 from redline.storm.analysis import summarise
 from redline.storm.driver import StormDriver
-from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
+from redline.storm.model import MARKS, PHASES, InstanceSpec, StormPlan, StormResult
 from redline.storm.runner import StormProgress, run_storm
 
 
@@ -56,6 +62,9 @@ def run_storm_job(
         "libvirtd": NamePattern(r"^libvirtd$|/libvirtd\b"),
         "qemu": NamePattern(r"^qemu-system"),
         "dnsmasq": NamePattern(r"^dnsmasq$"),
+        # redline's own process and children (ssh, ip netns exec): the storm's driver costs
+        # CPU on the host it measures, and a pinned driver takes its marks late.
+        "driver": PidTree(os.getpid()),
     })  # fmt: skip
     monitor.start()
     start_ns = time.monotonic_ns()
@@ -69,6 +78,7 @@ def run_storm_job(
     folder.write_monitor(series)
     folder.write_storm_marks(result)
     summary = summarise(result)
+    diagnosis = _diagnose(series, result, target)
     doc = dataclasses.replace(
         doc,
         status="interrupted" if result.interrupted else "complete" if summary.failed == 0 else "incomplete",
@@ -78,10 +88,51 @@ def run_storm_job(
         notes=tuple(result.notes),
         skipped_phases=tuple(result.skipped),
         monitor=series.to_summary(),
-        files={"phases": PHASES, "monitor": MONITOR},
+        files={"phases": PHASES_FILE, "monitor": MONITOR},
+        phase_cpu=diagnosis.phase_cpu,
+        findings=diagnosis.findings,
     )
     folder.write(doc)
     return StormOutcome(folder, result, summary, doc)
+
+
+def _diagnose(series: MonitorSeries | None, result: StormResult, target: dict[str, Any]) -> StormDiagnosis:
+    """Who used the host in each phase. A failure here must not lose the storm: its marks and
+    monitor are already on disk, and `diagnose_storm_folder` can derive this again."""
+    try:
+        return _diagnosis(series, result, target)
+    except Exception as exc:  # noqa: BLE001 — see the docstring
+        failed = Finding(
+            id="storm.diagnosis_failed",
+            title="where the time went could not be derived",
+            severity=Severity.INFO,
+            evidence=(Evidence.say(f"{type(exc).__name__}: {exc}"),),
+            why="The storm's figures stand; only the per-phase CPU table and its findings are missing.",
+            fix="Derive them again from the folder (`redline diagnose RUN_DIR`), and report the error.",
+        )
+        return StormDiagnosis((), (failed,))
+
+
+def _diagnosis(series: MonitorSeries | None, result: StormResult, target: dict[str, Any]) -> StormDiagnosis:
+    virt = target.get("virt_type")  # "qemu" = TCG: decides whether "use KVM" is advice
+    return diagnose_storm(series, result.marks_s, result.start_ns, MARKS, PHASES, end_s=result.end_s,
+                          skipped=result.skipped, virt_type=virt if isinstance(virt, str) else None)  # fmt: skip
+
+
+def diagnose_storm_folder(folder: RunFolder) -> StormRunResult:
+    """The storm's phase CPU table and findings derived again, offline, from the folder's
+    phases.npz and monitor.npz (and the target's virt type in its run.json); everything else
+    of the run.json is kept. Nothing is written: the caller writes the document it returns
+    (`folder.write(doc)`)."""
+    doc = folder.read()
+    if not isinstance(doc, StormRunResult):
+        raise UserError(f"{folder.path} is a {doc.command!r} run folder, not a storm's")
+    if not folder.file(PHASES_FILE).is_file():
+        raise UserError(f"{folder.path}: no {PHASES_FILE} (the storm did not end): nothing to diagnose")
+    result = folder.read_storm_marks()
+    series = folder.read_monitor() if folder.has_monitor() else None
+    diagnosis = _diagnosis(series, result, doc.target)  # offline: an error is raised, not recorded
+    return dataclasses.replace(doc, phase_cpu=diagnosis.phase_cpu, findings=diagnosis.findings)
 
 
 def _instances(result: StormResult) -> tuple[InstanceRecord, ...]:

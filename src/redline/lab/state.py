@@ -118,6 +118,18 @@ def wait_for_line(proc: subprocess.Popen[bytes], log: Path, marker: str, what: s
     return line
 
 
+def lab_state_dir(state: ServiceState) -> Path | None:
+    """The state directory of a running lab service (its config files live there)."""
+    root = default_state_root()
+    if not root.is_dir():
+        return None
+    for d in root.iterdir():
+        st = ServiceState.load(d) if (d / STATE_JSON).exists() else None
+        if st is not None and st.pid == state.pid and st.started_at == state.started_at:
+            return d
+    return None
+
+
 def find_by_url(url: str) -> ServiceState | None:
     """The running lab service (of any kind) whose endpoint is `url`, if redline started one."""
     root = default_state_root()

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from redline.model.codec import JsonRecord
+from redline.model.diagnosis import Limit
 from redline.model.document import RunDocument
 from redline.model.finding import Finding
 from redline.model.health import GeneratorHealth
+from redline.model.profile import ProfileSummary
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
 
@@ -53,6 +55,8 @@ class ProbeResult(JsonRecord):
     target_cpu_pct: float | None = None
     generator_cpu_pct: float | None = None
     settle_before: dict[str, Any] | None = None  # load.settle.Settled, when the search waited
+    findings: tuple[Finding, ...] = ()  # judged from this probe's own monitor samples
+    profile: ProfileSummary | None = None  # the target's hot code in this probe's window
 
     @property
     def state(self) -> str:
@@ -83,6 +87,8 @@ class CapacityResult(RunDocument):
     outcome: SearchOutcome | None = None  # None while the search runs
     abandoned_because: str | None = None
     monitor: dict[str, Any] | None = None  # MonitorSeries.to_summary()
+    limit: Limit | None = None  # what limits N, from the decisive probes (analysis.limit)
+    audit_root: str | None = None  # where the configuration the limit is linked to was read
 
     def probe_at_n(self) -> ProbeResult | None:
         """The stable probe at N, the full-length confirmation first."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from redline.model.diagnosis import Limit
 from redline.model.document import RunDocument
+from redline.model.finding import Finding
 from redline.model.health import GeneratorHealth
+from redline.model.profile import ProfileSummary
 from redline.model.summary import RunSummary
 
 
@@ -16,3 +20,8 @@ class RunResult(RunDocument):
     health: GeneratorHealth | None = None
     wall_s: float | None = None
     abandoned_because: str | None = None
+    findings: tuple[Finding, ...] = ()  # judged from the run's monitor samples (analysis.diagnosis)
+    limit: Limit | None = None
+    profile: ProfileSummary | None = None
+    monitor: dict[str, Any] | None = None  # MonitorSeries.to_summary()
+    audit_root: str | None = None

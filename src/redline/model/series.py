@@ -19,6 +19,7 @@ class ProcessInfo:
     cmdline: str
     groups: tuple[str, ...]
     threads: int  # the most threads seen: 1 means single-threaded by construction
+    cpus: tuple[int, ...] = ()  # the CPUs it may run on (its affinity) when first seen; () unknown
 
     @property
     def label(self) -> str:
@@ -31,6 +32,7 @@ class ProcessInfo:
             "cmdline": self.cmdline,
             "groups": list(self.groups),
             "threads": self.threads,
+            "cpus": list(self.cpus),
         }
 
 
@@ -51,6 +53,11 @@ class MonitorSeries:
                      a loopback target's traffic is all there).
     groups:          label -> (n,) CPU of the group's processes, NaN when none existed.
     proc_cpu_pct:    (n, procs) CPU of each process ever in a group, NaN when absent.
+    proc_dstate:     (n, procs) 1 where the process was in uninterruptible sleep (D: waiting
+                     on I/O) at the tick, 0 otherwise, NaN when absent.
+    iowait_cores:    (n,) CPU time spent waiting on I/O, in cores (counted as idle in cpu_pct).
+    swap_in_Bps, swap_out_Bps: (n,) bytes swapped per second.
+    Folders written before these three existed read back with empty (zero-length) arrays.
     """
 
     interval_s: float
@@ -67,6 +74,10 @@ class MonitorSeries:
     procs: tuple[ProcessInfo, ...] = ()
     proc_cpu_pct: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     start_ns: int = 0  # the baseline reading: the first row covers (start_ns, t_ns[0]]
+    proc_dstate: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    iowait_cores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    swap_in_Bps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    swap_out_Bps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -105,7 +116,15 @@ class MonitorSeries:
             procs=self.procs,
             proc_cpu_pct=self.proc_cpu_pct[m],
             start_ns=int(self.t_ns[m][0] - self.interval_s * 1e9) if m.any() else self.start_ns,
+            proc_dstate=_rows(self.proc_dstate, m),
+            iowait_cores=_rows(self.iowait_cores, m),
+            swap_in_Bps=_rows(self.swap_in_Bps, m),
+            swap_out_Bps=_rows(self.swap_out_Bps, m),
         )
+
+    def has(self, column: str) -> bool:
+        """Whether an optional column was recorded (folders from older versions lack them)."""
+        return bool(getattr(self, column).shape[0] == len(self) and len(self) > 0)
 
     def process(self, pid: int) -> np.ndarray:
         """CPU % series of one pid (NaN where it was absent); KeyError if never seen."""
@@ -153,6 +172,11 @@ class MonitorSeries:
             order = np.argsort(-np.nan_to_num(means, nan=-1.0))[:top]
             out["top_processes"] = [{**self.procs[i].to_dict(), **_pct_summary(self.proc_cpu_pct[:, i])} for i in order]
         return out
+
+
+def _rows(column: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The masked rows of an optional column; an absent (empty) column stays empty."""
+    return column[mask] if column.shape[0] == mask.shape[0] else column
 
 
 def _nanmean(v: np.ndarray) -> float:

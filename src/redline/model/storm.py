@@ -10,6 +10,8 @@ import numpy as np
 
 from redline.model.codec import JsonRecord
 from redline.model.document import RunDocument
+from redline.model.finding import Finding
+from redline.model.storm_diagnosis import PhaseCpu
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class StormRunResult(RunDocument):
     notes: tuple[str, ...] = ()
     skipped_phases: tuple[str, ...] = ()
     monitor: dict[str, Any] | None = None
+    # Where the time went (analysis/storm_diagnosis.py): empty in folders written before it.
+    phase_cpu: tuple[PhaseCpu, ...] = ()
+    findings: tuple[Finding, ...] = ()
 
 
 def usl(n: Any, lam: float, sigma: float, kappa: float) -> np.ndarray:
@@ -106,6 +111,9 @@ class ScalePoint(JsonRecord):
     round: int
     t_s: float  # first request → last SSH login
     run_dir: str  # the storm's folder, relative to the scale folder
+    # phase -> median duration over the storm's instances (NaN: none completed it), so the
+    # phase that grows fastest with N is found without opening every storm folder.
+    phase_median_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -122,3 +130,4 @@ class ScaleResult(RunDocument):
     usl: ScaleFit | None = None
     amdahl: ScaleFit | None = None
     sentences: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()  # the fastest-growing phase first

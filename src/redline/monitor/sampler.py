@@ -51,6 +51,7 @@ class _Proc:
     cmdline: str
     threads: int
     groups: set[str]
+    cpus: tuple[int, ...]
 
 
 class Monitor:
@@ -89,6 +90,9 @@ class Monitor:
         self._net: list[tuple[float, float]] = []
         self._group_rows: list[dict[str, float]] = []
         self._proc_rows: list[dict[int, float]] = []
+        self._dstate_rows: list[dict[int, float]] = []
+        self._iowait: list[float] = []
+        self._swap: list[tuple[float, float]] = []
         self._procs: dict[tuple[int, float], _Proc] = {}
 
     # -- control --
@@ -130,6 +134,7 @@ class Monitor:
         net = psutil.net_io_counters()
         self._net_prev = (net.bytes_sent, net.bytes_recv)
         self._mem_total = psutil.virtual_memory().total
+        self._swap_prev = _swap_bytes()
         self._t_prev = self._start_ns = time.monotonic_ns()
         # Birth times are compared on the since-boot clock: psutil's create_time adds a
         # boot time rounded to whole seconds, so against time.time() it can be off by 1 s.
@@ -164,7 +169,11 @@ class Monitor:
             return
         cpu_now = psutil.cpu_times(percpu=True)
         self._cpu.append(np.array([_busy_pct(a, b) for a, b in zip(self._cpu_prev, cpu_now)], np.float32))
+        self._iowait.append(sum(_iowait_share(a, b) for a, b in zip(self._cpu_prev, cpu_now)))
         self._cpu_prev = cpu_now
+        swap = _swap_bytes()
+        self._swap.append(((swap[0] - self._swap_prev[0]) / dt, (swap[1] - self._swap_prev[1]) / dt))
+        self._swap_prev = swap
 
         disks = psutil.disk_io_counters(perdisk=True) or {}
         row = np.full(len(self._disk_names), np.nan, np.float32)
@@ -197,21 +206,24 @@ class Monitor:
             for pid in sel.resolve():
                 members.setdefault(pid, set()).add(label)
         per_proc: dict[int, float] = {}
+        dstate: dict[int, float] = {}
         groups: dict[str, float] = {label: np.nan for label in selectors}
         for pid, labels in members.items():
             pct = self._sample_process(pid, labels, dt, baseline)
             if pct is None:
                 continue
-            column, value = pct
+            column, value, waiting = pct
             per_proc[column] = value
+            dstate[column] = waiting
             if np.isfinite(value):
                 for label in labels:
                     groups[label] = value if np.isnan(groups[label]) else groups[label] + value
         if not baseline:
             self._proc_rows.append(per_proc)
+            self._dstate_rows.append(dstate)
             self._group_rows.append(groups)
 
-    def _sample_process(self, pid: int, labels: set[str], dt: float, baseline: bool) -> tuple[int, float] | None:
+    def _sample_process(self, pid: int, labels: set[str], dt: float, baseline: bool) -> tuple[int, float, float] | None:
         try:
             handle = psutil.Process(pid)
             key = (pid, handle.create_time())
@@ -225,7 +237,11 @@ class Monitor:
                     except psutil.AccessDenied:
                         cmd = name
                     threads = handle.num_threads()
-                entry = _Proc(handle, len(self._procs), None, name, cmd, threads, set(labels))
+                    try:
+                        cpus = tuple(sorted(handle.cpu_affinity() or ()))
+                    except (psutil.AccessDenied, AttributeError):
+                        cpus = ()
+                entry = _Proc(handle, len(self._procs), None, name, cmd, threads, set(labels), cpus)
                 self._procs[key] = entry
                 # A process born since the last tick used all its CPU time inside this
                 # interval, so it can be counted now (short-lived helpers, like the
@@ -237,12 +253,14 @@ class Monitor:
             with handle.oneshot():
                 times = handle.cpu_times()
                 entry.threads = max(entry.threads, handle.num_threads())
+                # One look per tick: a process seen in D at most ticks spends its time on I/O.
+                waiting = 1.0 if handle.status() == psutil.STATUS_DISK_SLEEP else 0.0
             cpu_s = times.user + times.system
             prev, entry.last_cpu_s = entry.last_cpu_s, cpu_s
             if baseline:
                 return None
             value = np.nan if prev is None else max(0.0, (cpu_s - prev) / dt * 100)
-            return entry.column, value
+            return entry.column, value, waiting
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return None
 
@@ -262,6 +280,11 @@ class Monitor:
         for i, row in enumerate(self._proc_rows[rows]):
             for col, v in row.items():
                 proc[i, col] = v
+        dstate = np.full((n, len(procs)), np.nan, np.float32)
+        for i, row in enumerate(self._dstate_rows[rows]):
+            for col, v in row.items():
+                dstate[i, col] = v
+        swap = np.array(self._swap[rows], np.float64).reshape(n, 2)
         labels = list(self._selectors)
         groups = {
             label: np.array([r.get(label, np.nan) for r in self._group_rows[rows]], np.float32) for label in labels
@@ -280,11 +303,31 @@ class Monitor:
             net_recv_Bps=net[:, 1],
             groups=groups,
             procs=tuple(
-                ProcessInfo(p.handle.pid, p.name, p.cmdline, tuple(sorted(p.groups)), p.threads) for p in procs
+                ProcessInfo(p.handle.pid, p.name, p.cmdline, tuple(sorted(p.groups)), p.threads, p.cpus) for p in procs
             ),
             proc_cpu_pct=proc,
             start_ns=self._start_ns,
+            proc_dstate=dstate,
+            iowait_cores=np.array(self._iowait[rows], np.float32),
+            swap_in_Bps=swap[:, 0],
+            swap_out_Bps=swap[:, 1],
         )
+
+
+def _swap_bytes() -> tuple[int, int]:
+    """Bytes swapped in and out since boot (0, 0 where the kernel does not say)."""
+    try:
+        sw = psutil.swap_memory()
+        return int(sw.sin), int(sw.sout)
+    except (OSError, RuntimeError):
+        return 0, 0
+
+
+def _iowait_share(before: Any, after: Any) -> float:
+    """Share of one CPU's interval spent idle with I/O outstanding (0..1)."""
+    total = sum(after) - sum(before)
+    wait = getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0)
+    return float(min(1.0, max(0.0, wait / total))) if total > 0 else 0.0
 
 
 def _busy_pct(before: Any, after: Any) -> float:

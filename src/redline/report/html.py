@@ -21,12 +21,18 @@ from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from redline.analysis.limit import decisive_probes
+from redline.analysis.profile_stacks import parse_collapsed
+from redline.model.capacity import CapacityResult
+from redline.model.profile import ProfileSummary
+from redline.profile.pyspy import read_collapsed
 from redline.report.charts import (
     HostSeries,
     LatencySeries,
     ProbePoints,
     Throughput,
 )
+from redline.report.flamegraph import flamegraph_svg
 from redline.report.load import RunData
 from redline.report.png import colour
 
@@ -223,10 +229,47 @@ def render_html(run: RunData, charts: list[ChartBlock], notes: list[str], png_na
         host_charts=[c for c in charts if c.id == "host"],
         notes=notes,
         png_names=png_names,
+        profiles=profile_blocks(run),
         plotly_js=get_plotlyjs(),
         plotly_config=json.dumps(PLOTLY_CONFIG),
         escape=_html.escape,
     )
+
+
+@dataclass(frozen=True)
+class ProfileBlock:
+    key: str
+    label: str
+    summary: ProfileSummary
+    svg: str | None  # the flame graph, inline (works offline)
+
+
+def profile_blocks(run: RunData) -> list[ProfileBlock]:
+    """The profiles worth showing: a run's, or a search's decisive probes' (at N, first degraded)."""
+    if not run.is_capacity:
+        p = run.probes[0] if run.probes else None
+        chosen = [(p, "the run")] if p is not None and p.profile is not None else []
+    else:
+        doc = run.result
+        n = doc.outcome.n if isinstance(doc, CapacityResult) and doc.outcome else None
+        at_n, over = decisive_probes(run.probes, n)
+        chosen = [
+            (q, f"{why}: probe {q.index} at {q.rate:g}/s")
+            for q, why in ((at_n, "at N"), (over, "first degraded"))
+            if q is not None and q.profile is not None
+        ]
+    blocks = []
+    for q, label in chosen:
+        assert q.profile is not None
+        svg = None
+        raw = run.path / q.profile.file
+        if q.profile.samples and raw.exists():
+            try:
+                svg = flamegraph_svg(parse_collapsed(read_collapsed(raw)), label)
+            except (OSError, ValueError):
+                svg = None  # the tables above still stand
+        blocks.append(ProfileBlock(str(q.index), label, q.profile, svg))
+    return blocks
 
 
 def fallback_html(run_dir: Path, notes: list[str], error: str) -> str:

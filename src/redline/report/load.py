@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from redline.errors import UserError
 from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
+from redline.model.diagnosis import Limit
 from redline.model.finding import Finding
 from redline.model.run import RunResult
 from redline.model.samples import Samples
@@ -107,7 +108,11 @@ class RunData:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        return self.result.findings if isinstance(self.result, CapacityResult) else ()
+        return self.result.findings
+
+    @property
+    def limit(self) -> Limit | None:
+        return self.result.limit
 
     @property
     def origin_ns(self) -> int | None:
@@ -179,6 +184,8 @@ def _run_probe(folder: RunFolder, result: RunResult, missing: list[str]) -> Prob
         health=result.health,  # type: ignore[arg-type]
         dir=".",
         samples=samples,
+        findings=result.findings,
+        profile=result.profile,
     )
 
 

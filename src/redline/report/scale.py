@@ -2,9 +2,10 @@
 
 scale.png: left, throughput X(N) = N / T(N) per storm with both fitted curves and the
 linear ideal; right, T(N) itself against the ideal (as long as one) and fully serial (N
-times as long). report.html (templates/scale.html.j2) embeds it with the points (linked
-to each storm's own report), the fitted parameters and the plain sentences. Reads the
-fits from run.json: computing them is the scale job's business, not the report's.
+times as long). report.html (templates/scale.html.j2) embeds it with the findings (the
+phase that grows fastest with N first), the points (linked to each storm's own report),
+the fitted parameters and the plain sentences. Reads the fits and findings from run.json:
+computing them is the scale job's business, not the report's.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def scale_html(doc: ScaleResult, chart: Embedded | None) -> str:
         fits=[f for f in (doc.usl, doc.amdahl) if f is not None],
         usl=doc.usl,
         points=doc.points,
+        findings=doc.findings,
     )
 
 

@@ -3,11 +3,13 @@
 phases.png: the share of instances in each phase over time as stacked areas, with host CPU
 and disk utilisation (from monitor.npz) as lines on a second axis. timeline.png: one bar
 per instance, coloured by phase. report.html (templates/storm.html.j2) embeds both
-(base64) with the phase table, so it is self-contained.
+(base64) with the phase table and "where the time goes" (run.json's phase CPU table and
+findings, as the storm job or `redline diagnose` derived them), so it is self-contained.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from redline.atomic import write_text
 from redline.errors import UserError
 from redline.model.series import MonitorSeries
 from redline.model.storm import StormRunResult
+from redline.model.storm_diagnosis import OTHER, PhaseCpu
 from redline.report.png import figure, save
 from redline.report.templates import Embedded, render
 from redline.store import RunFolder, layout
@@ -105,7 +108,17 @@ def timeline_png(result: StormResult, out: Path) -> Path:
     return save(fig, out)
 
 
+def group_columns(table: Sequence[PhaseCpu]) -> list[str]:
+    """The groups of the phase CPU table in the monitor's order, "other" last."""
+    cols = list(dict.fromkeys(g for pc in table for g in pc.groups if g != OTHER))
+    return [*cols, OTHER] if any(OTHER in pc.groups for pc in table) else cols
+
+
 def storm_html(doc: StormRunResult, result: StormResult, phases: Embedded, timeline: Embedded) -> str:
+    # Findings under their phase, in the table's order; any not tied to one phase after them.
+    names = [pc.phase for pc in doc.phase_cpu]
+    by_phase = {n: [f for f in doc.findings if f.figures.get("phase") == n] for n in names}
+    loose = [f for f in doc.findings if f.figures.get("phase") not in names]
     return render(
         "storm.html.j2",
         result=result,
@@ -116,6 +129,11 @@ def storm_html(doc: StormRunResult, result: StormResult, phases: Embedded, timel
         timeline=timeline,
         marks=MARKS,
         instances=list(zip(result.names, result.marks_s.tolist(), result.errors)),
+        phase_cpu=doc.phase_cpu,
+        group_columns=group_columns(doc.phase_cpu),
+        findings_by_phase=by_phase,
+        other_findings=loose,
+        diagnosed=bool(doc.phase_cpu or doc.findings),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 RUN_JSON = "run.json"
 SAMPLES = "samples.npz"
 TIMELINE = "timeline.npz"
+PROFILE = "profile.txt.gz"  # a probe's (or run's) py-spy samples of the target, collapsed stacks
 MONITOR = "monitor.npz"
 PHASES = "phases.npz"
 CONSOLE_DIR = "console"

@@ -79,6 +79,10 @@ def write_monitor(path: Path, series: MonitorSeries) -> Path:
         net_recv_Bps=series.net_recv_Bps,
         groups=groups,
         proc_cpu_pct=series.proc_cpu_pct,
+        proc_dstate=series.proc_dstate,
+        iowait_cores=series.iowait_cores,
+        swap_in_Bps=series.swap_in_Bps,
+        swap_out_Bps=series.swap_out_Bps,
     )
 
 
@@ -107,10 +111,15 @@ def read_monitor(path: Path) -> MonitorSeries:
             net_recv_Bps=d["net_recv_Bps"],
             groups={k: groups[:, i] for i, k in enumerate(meta["group_labels"])},
             procs=tuple(
-                ProcessInfo(p["pid"], p["name"], p["cmdline"], tuple(p["groups"]), p["threads"]) for p in meta["procs"]
+                ProcessInfo(
+                    p["pid"], p["name"], p["cmdline"], tuple(p["groups"]), p["threads"], tuple(p.get("cpus", ()))
+                )
+                for p in meta["procs"]
             ),
             proc_cpu_pct=d["proc_cpu_pct"],
             start_ns=int(meta.get("start_ns", 0)),
+            # Columns added later: a folder from an older version has none of them.
+            **{k: d[k] for k in ("proc_dstate", "iowait_cores", "swap_in_Bps", "swap_out_Bps") if k in d.files},
         )
 
 

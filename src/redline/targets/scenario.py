@@ -3,7 +3,9 @@ OS_*), the lab service behind the URL recognised, the scenario preflighted."""
 
 from __future__ import annotations
 
-from redline.lab.state import find_by_url
+from pathlib import Path
+
+from redline.lab.state import ServiceState, find_by_url, lab_state_dir
 from redline.scenarios import credentials
 from redline.scenarios.keystone import KeystoneOptions, KeystoneScenario, expand_users, parse_mix, v3_url
 from redline.targets.embedded import ScenarioChoice
@@ -39,3 +41,28 @@ def keystone_scenario(
     scenario = KeystoneScenario(opts)
     scenario.preflight()
     return ScenarioChoice(scenario, lab)
+
+
+def lab_audit_root(lab: ServiceState | None) -> Path | None:
+    """A root the audit reads a lab Keystone's configuration from: its keystone.conf (and
+    gunicorn settings) linked where a packaged Keystone keeps them, beside the host's CPUs."""
+    if lab is None or lab.kind != "keystone":
+        return None
+    state_dir = lab_state_dir(lab)
+    if state_dir is None or not (state_dir / "keystone.conf").exists():
+        return None
+    root = state_dir / "audit-root"
+    links = {
+        "etc/keystone/keystone.conf": state_dir / "keystone.conf",
+        "etc/keystone/gunicorn.conf.py": state_dir / "gunicorn.conf.py",
+        "sys/devices/system/cpu/online": Path("/sys/devices/system/cpu/online"),
+    }
+    for rel, src in links.items():
+        dst = root / rel
+        if not src.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_symlink() or dst.exists():
+            dst.unlink()
+        dst.symlink_to(src)
+    return root
