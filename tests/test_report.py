@@ -253,7 +253,7 @@ def test_run_folder_report_and_cli(folders):
     html = (run / "report.html").read_text()
     assert_self_contained(html)
     figs = figures(html)
-    assert set(figs) == {"throughput", "latency-0"}  # no monitor.npz, no search
+    assert set(figs) == {"throughput", "latency-0", "host"}  # a run monitors the host too; no search
     assert all(any(points(t) > 2 for t in f["data"]) for f in figs.values())
     offered = values(next(t for t in figs["throughput"]["data"] if t["name"].startswith("offered"))["y"])
     assert np.nanmedian(offered) == pytest.approx(PROBE_RATES[0], rel=0.05)

@@ -181,6 +181,22 @@ def test_both_cpus_busy_with_qemu_is_a_saturated_host_naming_qemu():
     assert "KVM" not in k.fix
 
 
+def test_a_phase_saturated_most_of_its_window_is_saturated_despite_its_tail():
+    # seen on a real storm of 2 under TCG: 100 % for 3.5 of ping's 5 s, then 75 % and 50 %: 89 % on average
+    cpu = _quiet()
+    cpu[5:8] = [100.0, 100.0]
+    cpu[8] = [75.0, 75.0]
+    cpu[9] = [50.0, 50.0]
+    guests = [np.where(PING_ROWS, 85.0, 1.0) for _ in range(2)]
+    s = _series(cpu, [(_proc(300 + i, "qemu-system-x86_64", "qemu"), g) for i, g in enumerate(guests)])
+    d = _diagnose(s, virt_type="qemu")
+    ping = next(pc for pc in d.phase_cpu if pc.phase == "ping")
+    assert ping.busy_cores / ping.cpus < 0.9 and ping.saturated_share == pytest.approx(0.6)
+    (f,) = _by_id(d.findings, "storm.host_cpu_saturated")
+    assert f.figures["phase"] == "ping" and "for 60% of the phase" in f.evidence[0].text
+    assert not [g for g in _by_id(d.findings, "storm.latency_bound") if g.figures["phase"] == "ping"]
+
+
 def test_a_saturated_host_taken_by_other_processes_says_so():
     cpu = _quiet()
     cpu[PING] = [99.0, 99.0]

@@ -176,7 +176,7 @@ def cpu_cost(series: MonitorSeries, load: LoadFacts) -> dict[str, float] | None:
         "cpus": len(target.cpus),
         "busy_cores": round(target.cores, 3),
         "busy_share": round(target.cores / len(target.cpus), 4),
-        "ceiling_rps": round(ceiling, 1),
+        "ceiling_rps": float(f"{ceiling:.4g}"),
         "share_of_ceiling": round(load.achieved_rps / ceiling, 4),
     }
 

@@ -6,6 +6,7 @@ checks of the target's configuration, in; a `Limit` out. Replayable from a run f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -81,20 +82,24 @@ HOT_CODE: tuple[HotCodeAdvice, ...] = (
 
 # Python functions whose time is a native library's: py-spy (non-blocking, without --native)
 # charges a C extension's time to the Python frame that called it.
-NATIVE_CALL_SITES = {
-    ("keystone/common/password_hashing.py", "check_password"): "bcrypt",
-    ("keystone/common/password_hashing.py", "hash_password"): "bcrypt",
-    ("redline/identity/store.py", "check_password"): "bcrypt",
-    ("redline/identity/store.py", "hash_password"): "bcrypt",
-}
+NATIVE_CALL_SITES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    # keystone.common.password_hashing: check_password → Bcrypt.verify → bcrypt.checkpw
+    (
+        "keystone/common/password_hashing.py",
+        re.compile(r"^(check_password|hash_password|Bcrypt\w*\.(verify|hash))$"),
+        "bcrypt",
+    ),
+    ("keystone/common/password_hashers/bcrypt.py", re.compile(r"^Bcrypt\w*\.(verify|hash)$"), "bcrypt"),
+    ("redline/identity/store.py", re.compile(r"^(check_password|hash_password)$"), "bcrypt"),
+)
 
 
 def native_share(profile: ProfileSummary) -> dict[str, float]:
     """Self share per native library, from the functions known to call into one."""
     out: dict[str, float] = {}
     for fn in profile.top_self:
-        for (suffix, name), lib in NATIVE_CALL_SITES.items():
-            if fn.function == name and fn.file.endswith(suffix):
+        for suffix, name, lib in NATIVE_CALL_SITES:
+            if fn.file.endswith(suffix) and name.match(fn.function):
                 out[lib] = out.get(lib, 0.0) + fn.self_share
     return out
 
@@ -130,7 +135,8 @@ def limit_of_search(
         return None
     at_n_cost = _cost(at_n) if at_n is not None else None
     profile = next((p.profile for p in decisive if p.profile and not p.profile.error), None)
-    return _compose(chosen, probe.index, profile, audit, at_n, n, at_n_cost, unit)
+    over_rate = probe.rate if at_n is None or probe.index != at_n.index else None
+    return _compose(chosen, probe.index, profile, audit, at_n, n, at_n_cost, unit, over_rate)
 
 
 def limit_of_run(
@@ -168,10 +174,11 @@ def _compose(
     n: float | None,
     at_n_cost: dict[str, float] | None,
     unit: str,
+    over_rate: float | None = None,
 ) -> Limit:
     kind = _KIND[f.id]
     figures = dict(f.figures)
-    lead = _lead(kind, f, n, at_n_cost, unit, at_n)
+    lead = _lead(kind, f, n, at_n_cost, unit, at_n, over_rate)
     advice: list[str] = [f.fix] if f.fix else []
     audit_ids = list(_AUDIT_BY_KIND.get(kind, ()))
     measured: list[str] = []
@@ -236,19 +243,42 @@ def _links(audit: Sequence[Finding], ids: Sequence[str]) -> tuple[AuditLink, ...
     )
 
 
+def _share_of_ceiling(c: dict[str, float], n: float | None) -> float:
+    """N over the CPU ceiling (the window's achieved rate over it when there is no N)."""
+    return n / c["ceiling_rps"] if n is not None and c.get("ceiling_rps") else c["share_of_ceiling"]
+
+
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
 def _lead(
-    kind: str, f: Finding, n: float | None, cost: dict[str, float] | None, unit: str, at_n: ProbeResult | None
+    kind: str,
+    f: Finding,
+    n: float | None,
+    cost: dict[str, float] | None,
+    unit: str,
+    at_n: ProbeResult | None,
+    over_rate: float | None = None,
 ) -> str:
     subject = f"N = {n:,.6g}/s" if n is not None else "This run"
     fig = f.figures
     if kind == "target_cpu":
         c = cost or fig
+        # Judged saturated on the degraded probe while N's own probe was below the threshold:
+        # both figures, so the sentence never calls a 69 % busy CPU saturated on its own.
+        above = (
+            f" and {fig['busy_share']:.0%} at {over_rate:,.4g}/s, where it degraded"
+            if cost and over_rate is not None and fig.get("busy_share", 0) > c["busy_share"] + 0.02
+            else ""
+        )
         return (
             f"{subject} is limited by the target's CPU: its {c['cpus']:g} CPU{'s' if c['cpus'] != 1 else ''} "
             f"{'were' if c['cpus'] != 1 else 'was'} {c['busy_share']:.0%} busy"
             + (" at N" if cost else "")
-            + f", at {c['cpu_ms_per_request']:.3g} ms of CPU per {unit} — a ceiling near {c['ceiling_rps']:,.0f}/s, "
-            f"so {'N' if cost else 'the rate'} is {c['share_of_ceiling']:.0%} of what its CPU allows."
+            + above
+            + f", at {c['cpu_ms_per_request']:.3g} ms of CPU per {unit} — a ceiling near {_rate(c['ceiling_rps'])}/s, "
+            f"so {'N' if cost else 'the rate'} is {_share_of_ceiling(c, n):.0%} of what its CPU allows."
         )
     if kind == "single_thread":
         return (
@@ -279,7 +309,7 @@ def _headline(kind: str, f: Finding, cost: dict[str, float] | None, unit: str) -
     if kind == "target_cpu" and c.get("ceiling_rps"):
         return (
             f"target CPU: {c['busy_share']:.0%} of its {c['cpus']:g} CPU, {c['cpu_ms_per_request']:.3g} ms per {unit},"
-            f" ceiling ~{c['ceiling_rps']:,.0f}/s ({c['share_of_ceiling']:.0%} reached)"
+            f" ceiling ~{_rate(c['ceiling_rps'])}/s"
         )
     return f.title
 

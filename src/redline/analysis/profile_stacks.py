@@ -157,7 +157,9 @@ def summarise(
     fn_total: Counter[tuple[str, str]] = Counter()
     pkg_self: Counter[str] = Counter()
     pkg_total: Counter[str] = Counter()
-    packages: dict[str, str] = {}  # file → package, each file looked up once
+    # Each distinct frame and file is parsed once: a deep framework repeats them in every stack.
+    packages: dict[str, str] = {}
+    parsed: dict[str, tuple[str, str]] = {}
 
     def package(f: str) -> str:
         got = packages.get(f)
@@ -165,8 +167,14 @@ def summarise(
             got = packages[f] = package_of(f)
         return got
 
+    def frame(f: str) -> tuple[str, str]:
+        got = parsed.get(f)
+        if got is None:
+            got = parsed[f] = split_frame(f)
+        return got
+
     for stack, n in busy.items():
-        frames = [split_frame(f) for f in stack]
+        frames = [frame(f) for f in stack]
         fn_self[frames[-1]] += n
         pkg_self[package(frames[-1][1])] += n
         for fn in set(frames):

@@ -31,7 +31,10 @@ SEED_000 = "seed 000 (parallel VM boot in OpenStack: Boosting OpenStack's Parall
 class StormDiagnosisConfig:
     """Thresholds, in the units the findings quote.
 
-    saturated_pct: the host's CPUs, averaged over a phase's window, this busy: saturated.
+    saturated_pct: a monitor row whose CPUs are, on average, this busy is saturated ...
+    saturated_share: ... and a phase is, when such rows cover this share of its window (or
+                   the whole window averages saturated_pct): most of a phase at 100 % with
+                   its tail at 70 % is a saturated phase, not a latency-bound one.
     guest_groups:  monitor groups of the guests themselves (a pinned one is a busy vCPU,
                    not a serialising daemon).
     driver_groups: redline's own processes: they only keep what no other group claims,
@@ -41,6 +44,7 @@ class StormDiagnosisConfig:
     """
 
     saturated_pct: float = 90.0
+    saturated_share: float = 0.5
     guest_groups: tuple[str, ...] = ("qemu",)
     driver_groups: tuple[str, ...] = ("driver",)
     bottleneck: BottleneckConfig = field(
@@ -162,7 +166,10 @@ def phase_cpu(
     total = float(w.sum())
     if total <= 0:
         return None
-    busy = float((series.cpu_pct.astype(np.float64).sum(axis=1) / 100.0 * w).sum() / total)
+    row_busy = series.cpu_pct.astype(np.float64).sum(axis=1) / 100.0
+    busy = float((row_busy * w).sum() / total)
+    full = row_busy >= config.saturated_pct / 100.0 * series.cpus
+    saturated = float(w[full].sum() / total)
     groups = {g: float((v * w).sum() / total) for g, v in group_cores(series, config).items()}
     # Clipped: the host's and the processes' counters are read a few ms apart.
     groups[OTHER] = max(0.0, busy - sum(groups.values()))
@@ -176,6 +183,7 @@ def phase_cpu(
         busiest=busiest,
         cpus=series.cpus,
         mean_waiting=round(window.mean_waiting, 2),
+        saturated_share=round(saturated, 3),
     )
 
 
@@ -240,12 +248,12 @@ def _phase_findings(
             daemons.append(f)
     out = [_serialising(pc, f) for f in daemons] + [_driver_bound(pc, f) for f in drivers]
     busy_pct = 100.0 * pc.busy_cores / pc.cpus if pc.cpus else 0.0
-    if busy_pct >= config.saturated_pct:
+    if busy_pct >= config.saturated_pct or pc.saturated_share >= config.saturated_share:
         out.append(_saturated(pc, busy_pct, virt_type, config))
     elif guests:
         out.append(_guests_bound(pc, guests, cut, virt_type, config))
     if not out:
-        out.append(_latency_bound(pc, busy_pct))
+        out.append(_latency_bound(pc, busy_pct, config))
     return out
 
 
@@ -356,7 +364,8 @@ def _saturated(pc: PhaseCpu, busy_pct: float, virt_type: str | None, config: Sto
     cores = pc.groups.get(top, 0.0)
     evidence = [
         f"{_window(pc)} the host's {pc.cpus} CPUs were {busy_pct:.0f} % busy on average "
-        f"({pc.busy_cores:.2f} cores busy, {pc.idle_cores:.2f} idle)",
+        f"({pc.busy_cores:.2f} cores busy, {pc.idle_cores:.2f} idle), and ≥ {config.saturated_pct:.0f} % busy "
+        f"for {pc.saturated_share:.0%} of the phase",
         f"by group: {_by_group(pc)}",
         _waiting(pc),
     ]
@@ -397,13 +406,20 @@ def _saturated(pc: PhaseCpu, busy_pct: float, virt_type: str | None, config: Sto
         )
     return Finding(
         id="storm.host_cpu_saturated",
-        title=f"host CPU saturated during {pc.phase}: {busy_pct:.0f} % busy, most by {top} ({cores:.2f} cores)",
+        title=f"host CPU saturated during {pc.phase}: {busy_pct:.0f} % busy on average, most by {top} "
+        f"({cores:.2f} cores)",
         severity=Severity.HIGH,
         evidence=tuple(Evidence.say(e) for e in evidence),
         why=why,
         fix=fix,
         source=SEED_000,
-        figures={**_figures(pc), "busy_pct": round(busy_pct, 1), "busiest": top, "virt_type": virt_type},
+        figures={
+            **_figures(pc),
+            "busy_pct": round(busy_pct, 1),
+            "saturated_share": pc.saturated_share,
+            "busiest": top,
+            "virt_type": virt_type,
+        },
     )
 
 
@@ -459,13 +475,16 @@ _SHORTEN = {
 }
 
 
-def _latency_bound(pc: PhaseCpu, busy_pct: float) -> Finding:
+def _latency_bound(pc: PhaseCpu, busy_pct: float, config: StormDiagnosisConfig) -> Finding:
     return Finding(
         id="storm.latency_bound",
         title=f"{pc.phase} is latency-bound: nothing on the host saturated ({pc.idle_cores:.1f} of {pc.cpus} CPUs idle)",
         severity=Severity.INFO,
         evidence=(
-            Evidence.say(f"{_window(pc)} the host was {busy_pct:.0f} % busy: {_by_group(pc)}"),
+            Evidence.say(
+                f"{_window(pc)} the host was {busy_pct:.0f} % busy on average, ≥ {config.saturated_pct:.0f} % for "
+                f"{pc.saturated_share:.0%} of it: {_by_group(pc)}"
+            ),
             Evidence.say(f"no monitored process kept one core busy; {_waiting(pc)}"),
         ),
         why=(

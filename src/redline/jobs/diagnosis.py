@@ -20,6 +20,7 @@ from redline.model.finding import Finding
 from redline.model.profile import ProfileSummary
 from redline.model.run import RunResult
 from redline.model.series import MonitorSeries
+from redline.model.storm import ScaleResult, StormRunResult
 from redline.profile.pyspy import Profiler, read_collapsed
 from redline.store import RunFolder
 from redline.store.layout import PROFILE
@@ -130,11 +131,20 @@ def run_window(series: MonitorSeries, measure_from_ns: int | None) -> MonitorSer
 # -- `redline diagnose`: the same, offline --
 
 
-def diagnose_folder(path: Path, audit_root: Path | None = None) -> CapacityResult | RunResult:
-    """Findings and the limit derived again from a stored capacity or run folder; the folder's
-    run.json is rewritten with them (everything else in it is kept)."""
+def diagnose_folder(
+    path: Path, audit_root: Path | None = None
+) -> CapacityResult | RunResult | StormRunResult | ScaleResult:
+    """Findings and the limit derived again from a stored capacity, run, storm or scale folder;
+    the folder's run.json is rewritten with them (everything else in it is kept)."""
     folder = RunFolder.open(path)
     doc = folder.load().result
+    if isinstance(doc, StormRunResult | ScaleResult):
+        from redline.jobs.scale import diagnose_scale_folder
+        from redline.jobs.storm import diagnose_storm_folder
+
+        again = diagnose_storm_folder(folder) if isinstance(doc, StormRunResult) else diagnose_scale_folder(folder)
+        folder.write(again)
+        return again
     if not folder.has_monitor():
         raise UserError(f"{path}: no monitor samples ({folder.path.name} has no monitor.npz): nothing to diagnose")
     series = folder.read_monitor()
@@ -158,7 +168,7 @@ def diagnose_folder(path: Path, audit_root: Path | None = None) -> CapacityResul
         limit = limit_of_run(findings, doc.profile, audit_findings(root if root and root.exists() else None))
         new = dataclasses.replace(doc, findings=findings, limit=limit)
     else:
-        raise UserError(f"{path}: a {doc.command} folder; diagnose reads capacity and run folders")
+        raise UserError(f"{path}: a {doc.command} folder; diagnose reads capacity, run, storm and scale folders")
     folder.write(new)
     return new
 

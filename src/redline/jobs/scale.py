@@ -76,8 +76,6 @@ def run_scale_job(
                 point = (
                     None if t is None else ScalePoint(n, rnd, t, storm.folder.path.name, phase_medians(storm.summary))
                 )
-                if n >= largest[0]:  # the latest round of the largest size
-                    largest = (n, storm.document.phase_cpu)
                 if on_storm_done is not None:
                     on_storm_done(storm, point)
                 if point is None:
@@ -85,6 +83,8 @@ def run_scale_job(
                     raise UserError(f"the storm of {n} did not complete ({s.reached['ssh']}/{n} reached SSH), "
                                     f"so it has no time to fit: see {storm.folder.path}")  # fmt: skip
                 out.points.append(point)
+                if n >= largest[0]:  # the latest complete storm of the largest size
+                    largest = (n, storm.document.phase_cpu)
                 doc = out.document = dataclasses.replace(doc, points=tuple(out.points))
                 folder.write(doc)
     except BaseException as exc:

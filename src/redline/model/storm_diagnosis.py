@@ -35,6 +35,7 @@ class PhaseCpu(JsonRecord):
     busiest: str  # the group (or OTHER) with the most cores
     cpus: int = 0  # the host's CPUs, so idle_cores reads as "0.9 of 2"
     mean_waiting: float = 0.0  # instances in this phase, averaged over the window
+    saturated_share: float = 0.0  # share of the window the host's CPUs were saturated (≥ 90 % busy)
 
     @property
     def duration_s(self) -> float:

@@ -22,6 +22,7 @@ without a profile is still a probe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import os
 import re
@@ -254,11 +255,10 @@ class Profiler:
             "--function",  # one line per function, not per line: a smaller file, the same tables
             "--duration", str(max(1, int(self.max_s))),
         ]  # fmt: skip
-        cpus = self.cpus
-        # sched_setaffinity in the child before exec, so that py-spy's sampling threads,
-        # created later, inherit it (setting it from here would pin its main thread only).
-        # It is one system call, safe between fork and exec in a threaded parent.
-        preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        # Affinity and scheduling class set in the child before exec, so that py-spy's
+        # sampling threads, created later, inherit them (set from here, they would apply to
+        # its main thread only); two system calls, safe between fork and exec.
+        preexec = functools.partial(_lowly, self.cpus)
         log = tempfile.TemporaryFile(prefix="redline-py-spy-")  # noqa: SIM115 — closed in stop()
         try:
             proc = subprocess.Popen(
@@ -363,6 +363,15 @@ class Profiler:
             gz.write(text.encode("utf-8"))
         os.replace(tmp, self.output)
         return text
+
+
+def _lowly(cpus: tuple[int, ...] | None) -> None:
+    """In py-spy's child before exec: its CPUs, and SCHED_IDLE, so it samples with what CPU
+    the generator leaves and never delays a send (a late send would count against the run)."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _roots(pythons: list[int]) -> list[int]:
