@@ -55,8 +55,8 @@ def test_quick_protocol_finds_the_calibrated_capacity(calibrated, tmp_path, serv
     limit = doc["limit"]
     assert limit["kind"] == "latency_bound", limit
     assert not any(f["id"] == "target.cpu_saturated" for f in doc["findings"])
-    assert 0.6 * servers <= limit["figures"]["in_flight"] <= 1.1 * servers, limit
-    assert f"~{servers} requests were in flight at N" in limit["paragraph"]
+    assert 0.8 * servers <= limit["figures"]["concurrency_at_n"] <= 1.2 * servers, limit
+    assert "requests served at once at N" in limit["headline"] and "one request alone takes" in limit["paragraph"]
     assert "What limits N" in Path(out["report"]).read_text()
 
 

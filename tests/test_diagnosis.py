@@ -230,7 +230,9 @@ def test_cpu_cost_needs_a_monitored_target():
 
 
 def _probe(index: int, rate: float, state: str, findings: tuple[Finding, ...], full: bool = True, profile=None):
-    summary = RunSummary(10.0, int(rate * 10), rate, rate, rate, rate, int(rate * 10), 0, 0.0, latency_ms={"mean": 5.0})
+    summary = RunSummary(
+        10.0, int(rate * 10), rate, rate, rate, rate, int(rate * 10), 0, 0.0, latency_ms={"mean": 5.0, "p50": 5.0}
+    )
     health = GeneratorHealth(False, (), {"p99": 0.1}, {"p99": 0.1}, 0.0, (), 0, 1000, 4, 0)
     return ProbeResult(
         index=index, rate=rate, phase="confirm", full=full, attempt=0, workers=1, warmup_s=2, window_s=12,
@@ -290,3 +292,15 @@ def test_a_search_without_stable_or_degraded_probes_is_limited_by_what_the_last_
     limit = limit_of_search([_probe(0, 400, "inconclusive", ()), _probe(1, 400, "inconclusive", starved)], None)
     assert limit is not None and limit.kind == "generator" and limit.probe == 1
     assert limit_of_search([], None) is None
+
+
+def test_a_latency_bound_limit_counts_the_requests_in_flight_at_n_not_in_the_overload():
+    calm = series([12.0, 4.0], [(proc(10, "python", cpus=(1,)), 3.0)])
+    at_n = diagnose_window(calm, load(achieved=392.0, mean_ms=10.2, degraded=False))
+    over = diagnose_window(calm, load(achieved=400.0, mean_ms=150.0, degraded=True))  # queueing inflates it
+    limit = limit_of_search([_probe(4, 392, "stable", at_n), _probe(5, 400, "degraded", over)], 392.0)
+    assert limit is not None and limit.kind == "latency_bound"
+    assert limit.figures["in_flight_at_n"] == pytest.approx(392 * 10.2 / 1000, abs=0.01)  # Little's law at N
+    # served at once: N × the lowest stable p50 (5 ms in _probe): the pool, without the queue
+    assert limit.figures["concurrency_at_n"] == pytest.approx(392 * 5.0 / 1000, abs=0.01)
+    assert limit.headline == "latency-bound: ~2 requests served at once at N, nothing saturates"

@@ -82,7 +82,9 @@ def test_diagnose_refuses_what_it_cannot_read(tmp_path):
 
 # -- opt-in: real Keystone, minutes per search --
 
-optin = pytest.mark.skipif(not os.environ.get("REDLINE_OPTIN"), reason="opt-in: REDLINE_OPTIN=1 (real Keystone, ~15 min)")
+optin = pytest.mark.skipif(
+    not os.environ.get("REDLINE_OPTIN"), reason="opt-in: REDLINE_OPTIN=1 (real Keystone, ~15 min)"
+)
 
 
 @optin

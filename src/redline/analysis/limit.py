@@ -6,6 +6,7 @@ checks of the target's configuration, in; a `Limit` out. Replayable from a run f
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,7 +137,32 @@ def limit_of_search(
     at_n_cost = _cost(at_n) if at_n is not None else None
     profile = next((p.profile for p in decisive if p.profile and not p.profile.error), None)
     over_rate = probe.rate if at_n is None or probe.index != at_n.index else None
-    return _compose(chosen, probe.index, profile, audit, at_n, n, at_n_cost, unit, over_rate)
+    limit = _compose(chosen, probe.index, profile, audit, at_n, n, at_n_cost, unit, over_rate)
+    if limit.kind == "latency_bound" and at_n is not None:
+        return _with_concurrency(limit, at_n, probes, n)
+    return limit
+
+
+def _with_concurrency(limit: Limit, at_n: ProbeResult, probes: Sequence[ProbeResult], n: float | None) -> Limit:
+    """How many requests the target serves at once: N × the latency of one request alone —
+    the search's single requests after an overload drained (settle), else the lowest p50 of a
+    stable probe. Little's law at N would count the queue too."""
+    alone = [p.settle_before["last_ms"] for p in probes if p.settle_before and p.settle_before.get("last_ms")]
+    stable = [p.summary.latency_ms["p50"] for p in probes if p.state == "stable" and p.summary.latency_ms.get("p50")]
+    base = min(alone or stable, default=None)
+    if base is None or n is None:
+        return limit
+    k = at_n.summary.achieved_rps * base / 1000.0
+    sentence = (
+        f"At N the target served {at_n.summary.achieved_rps:,.4g}/s, and one request alone takes {base:.3g} ms: about {k:.1f} "
+        f"requests at once — the size of whatever pool it waits in (workers, connections, a lock's holders)."
+    )
+    return dataclasses.replace(
+        limit,
+        headline=f"latency-bound: ~{k:.0f} requests served at once at N, nothing saturates",
+        paragraph=limit.paragraph.replace(" What to change:", f" {sentence} What to change:", 1),
+        figures=limit.figures | {"concurrency_at_n": round(k, 2), "unloaded_p50_ms": base},
+    )
 
 
 def limit_of_run(
@@ -178,6 +204,9 @@ def _compose(
 ) -> Limit:
     kind = _KIND[f.id]
     figures = dict(f.figures)
+    k_at_n = _in_flight(at_n) if kind == "latency_bound" else None
+    if k_at_n is not None:
+        figures["in_flight_at_n"] = round(k_at_n, 2)
     lead = _lead(kind, f, n, at_n_cost, unit, at_n, over_rate)
     advice: list[str] = [f.fix] if f.fix else []
     audit_ids = list(_AUDIT_BY_KIND.get(kind, ()))
@@ -209,7 +238,11 @@ def _compose(
     parts.extend(f"{m[0].upper()}{m[1:]}." for m in measured)
     return Limit(
         kind=kind,
-        headline=_headline(kind, f, at_n_cost, unit),
+        headline=(
+            f"latency-bound: ~{k_at_n:.0f} requests in flight at N, nothing saturates"
+            if k_at_n is not None
+            else _headline(kind, f, at_n_cost, unit)
+        ),
         paragraph=" ".join(parts),
         evidence=tuple(e.text for e in f.evidence),
         advice=tuple(dict.fromkeys(advice)),
@@ -292,11 +325,7 @@ def _lead(
         k = _in_flight(at_n) or fig.get("in_flight")
         return (
             f"{subject} is latency-bound: nothing saturated (CPU, disk, memory, the generator) yet latency grew; "
-            + (
-                f"~{k:.0f} requests were in flight at N, so the target holds about {k:.0f} at a time"
-                if k
-                else "the target waits"
-            )
+            + (f"~{k:.1f} requests were in flight at N (Little's law, queue included)" if k else "the target waits")
             + " (a pool of workers or connections, locks, sleeps or remote calls)."
         )
     if kind == "headroom":
