@@ -24,6 +24,8 @@ SCENARIO = [
 REQUEST = ["--method", "--header", "--body", "--body-file"]
 GENERATOR = ["--workers", "--cpus", "--connections", "--timeout", "--connect-timeout", "--insecure", "--ca-file"]
 OUTPUT = ["--results", "--name", "--json"]
+# capacity has always had --target-pid/--target-process here; run gained them with the diagnosis
+DIAGNOSIS = ["--target-pid", "--target-process", "--profile", "--audit-root"]
 
 
 def _options(command: str) -> list[str]:
@@ -33,7 +35,7 @@ def _options(command: str) -> list[str]:
 
 def test_run_and_capacity_list_their_options_in_the_order_they_always_had() -> None:
     run_own = ["--url", "--rate", "--duration", "--warmup", "--end-rate", "--arrival"]
-    assert _options("run") == run_own + REQUEST + GENERATOR + ["--seed"] + OUTPUT + SCENARIO
+    assert _options("run") == run_own + REQUEST + GENERATOR + ["--seed"] + DIAGNOSIS + OUTPUT + SCENARIO
     capacity_own = [
         "--url",
         "--embedded",
@@ -45,10 +47,7 @@ def test_run_and_capacity_list_their_options_in_the_order_they_always_had() -> N
         "--resolution",
         "--slo-p99",
     ]
-    assert (
-        _options("capacity")
-        == capacity_own + REQUEST + ["--arrival"] + GENERATOR + ["--target-pid", "--target-process"] + OUTPUT + SCENARIO
-    )
+    assert _options("capacity") == capacity_own + REQUEST + ["--arrival"] + GENERATOR + DIAGNOSIS + OUTPUT + SCENARIO
 
 
 @dataclass(frozen=True)

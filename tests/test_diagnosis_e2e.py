@@ -49,7 +49,10 @@ def test_one_unpinned_identity_worker_is_single_threaded(lab_env):
         rc, out, doc = _search(lab_env, "--scenario", "keystone.issue", *_creds(url), "--resolution", "10%")
     finally:
         run_redline("lab", "identity", "down")
-    assert rc == 0 and out["outcome"]["state"] == "found", out["outcome"]
+    # The unpinned service may run on the generator's CPU too, so on 2 CPUs the probes above N
+    # can leave the generator short (inconclusive, exit 5): N stands, and so must the diagnosis.
+    assert (rc, out["outcome"]["state"]) in ((0, "found"), (5, "inconclusive")), out["outcome"]
+    assert out["outcome"]["n"], out["outcome"]
     limit = doc["limit"]
     assert limit["kind"] == "single_thread", limit
     # one worker near one core while the other CPU (all but the generator's share of it) idles
