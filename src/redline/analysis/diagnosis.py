@@ -17,9 +17,8 @@ from redline.model.health import GeneratorHealth
 from redline.model.series import MonitorSeries
 from redline.model.summary import RunSummary
 
-# Databases and caches whose processes are watched beside the target: when one of them is
-# the hot process, the target's own code is not where the time goes.
-SERVICE_PATTERN = r"^(mariadbd|mysqld|postgres|memcached|redis-server|beam\.smp)$"
+# Databases and caches (a lab's are in its target group): when one of them is the hot
+# process, the target's own code is not where the time goes.
 _DATABASES = ("mariadbd", "mysqld", "postgres")
 _CACHES = ("memcached", "redis-server")
 

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from redline.analysis.degradation import early_stop, judge
-from redline.analysis.diagnosis import SERVICE_PATTERN
 from redline.analysis.protocols import SearchProtocol
 from redline.analysis.run_summary import summarize, warmup_summary
 from redline.analysis.search import ProbeRecord, Step, next_step
@@ -31,7 +30,7 @@ from redline.load.settle import Settled, settle
 from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
-from redline.monitor import Monitor, NamePattern, PidList, ProcessSelector
+from redline.monitor import Monitor, PidList, ProcessSelector
 from redline.store import RunFolder
 from redline.store.layout import MONITOR, PROBES_DIR, PROFILE, SAMPLES, probe_dir
 
@@ -121,7 +120,9 @@ def run_capacity(
     began = time.monotonic()
     history: list[ProbeRecord] = []
     probes: list[ProbeResult] = []
-    monitor = Monitor(interval_s=req.monitor_interval_s, groups={"services": NamePattern(SERVICE_PATTERN)})
+    # Only named groups are watched: a scan of every process each tick (to find a host's
+    # database) cost the search's own process 10-20 ms per tick, and made the generator late.
+    monitor = Monitor(interval_s=req.monitor_interval_s)
     if req.target_processes is not None:
         monitor.add_group("target", req.target_processes)
     status, outcome, abandoned = "complete", None, None

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redline.analysis.diagnosis import SERVICE_PATTERN, LoadFacts, diagnose_window
+from redline.analysis.diagnosis import LoadFacts, diagnose_window
 from redline.analysis.limit import limit_of_run
 from redline.analysis.run_summary import summarize
 from redline.jobs.diagnosis import WindowProfiler, audit_findings, run_window
 from redline.load.engine import LoadPlan, LoadResult, Progress, run_load
 from redline.model.run import RunResult
 from redline.model.summary import RunSummary
-from redline.monitor import Monitor, NamePattern, PidList, ProcessSelector
+from redline.monitor import Monitor, PidList, ProcessSelector
 from redline.store import RunFolder
 from redline.store.layout import MONITOR, PROFILE, SAMPLES, TIMELINE
 
@@ -53,7 +53,7 @@ def run_fixed_rate(
         on_folder(folder)
     doc = RunResult(**RunFolder.header(target, plan.describe()))
     folder.write(doc)
-    monitor = Monitor(interval_s=1.0, groups={"services": NamePattern(SERVICE_PATTERN)})
+    monitor = Monitor(interval_s=1.0)
     if target_processes is not None:
         monitor.add_group("target", target_processes)
     profiler = None
