@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypedDict, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypedDict, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 import typer
@@ -22,6 +22,9 @@ from redline.load.request import RequestTemplate, Target, parse_header
 from redline.model.capacity import CapacityResult
 from redline.model.run import RunResult
 from redline.tune.cpulist import parse_cpuset
+
+if TYPE_CHECKING:
+    from redline.monitor import ProcessSelector
 
 R = TypeVar("R")
 
@@ -242,7 +245,7 @@ class DiagnosisOptions:
         ),
     ] = None
 
-    def selector(self) -> Any:
+    def selector(self) -> ProcessSelector | None:
         """The target's processes as given (None: the lab's, or not monitored)."""
         from redline.monitor import NamePattern, PidTree
 

@@ -28,6 +28,7 @@ from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
 from redline.load.settle import Settled, settle
 from redline.model.capacity import CapacityResult, ProbeResult, SearchOutcome
+from redline.model.series import MonitorSeries
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
 from redline.monitor import Monitor, PidList, ProcessSelector
@@ -148,8 +149,9 @@ def run_capacity(
             finally:
                 profile = profiler.stop(folder) if profiler is not None else None
             verdict = _verdict(req, step, window, result)
-            record = _record(index, step, warmup, window, result, verdict, started, ended, monitor, folder, settled)
-            record = dataclasses.replace(record, findings=probe_findings(monitor.series(), record), profile=profile)
+            cut = monitor.series().between(started, ended)  # one copy of the series per probe
+            record = _record(index, step, warmup, window, result, verdict, started, ended, cut, folder, settled)
+            record = dataclasses.replace(record, findings=probe_findings(cut, record), profile=profile)
             probes.append(record)
             doc = dataclasses.replace(doc, probes=tuple(probes), time_taken_s=round(time.monotonic() - began, 1))
             if result.interrupted:
@@ -276,14 +278,13 @@ def _record(
     verdict: Verdict,
     started: int,
     ended: int,
-    monitor: Monitor,
+    cut: MonitorSeries,
     folder: RunFolder,
     settled: Settled | None,
 ) -> ProbeResult:
     rel = probe_dir(index, step.rate)
     folder.write_samples(result.samples, rel)
     folder.write_timelines(result.timelines, rel)
-    cut = monitor.series().between(started, ended)
     groups = {k: float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None for k, v in cut.groups.items()}
     return ProbeResult(
         index=index,

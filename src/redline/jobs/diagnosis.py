@@ -16,7 +16,7 @@ from redline.analysis.profile_stacks import parse_collapsed, summarise
 from redline.audit import audit
 from redline.errors import UserError
 from redline.model.capacity import CapacityResult, ProbeResult
-from redline.model.finding import Finding
+from redline.model.finding import Finding, Status
 from redline.model.profile import ProfileSummary
 from redline.model.run import RunResult
 from redline.model.series import MonitorSeries
@@ -46,7 +46,7 @@ def audit_findings(root: Path | None) -> tuple[Finding, ...]:
     if root is None:
         return ()
     try:
-        return tuple(f for f in audit(root).findings if str(f.status) == "fail")
+        return tuple(f for f in audit(root).findings if f.status == Status.FAIL)
     except OSError:
         return ()  # an unreadable tree links nothing; `redline audit` says why
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,26 +119,26 @@ def wait_for_line(proc: subprocess.Popen[bytes], log: Path, marker: str, what: s
     return line
 
 
-def lab_state_dir(state: ServiceState) -> Path | None:
-    """The state directory of a running lab service (its config files live there)."""
+def _running_services() -> Iterator[tuple[Path, ServiceState]]:
+    """Every running lab service under the state root, with its state directory."""
     root = default_state_root()
     if not root.is_dir():
-        return None
+        return
     for d in root.iterdir():
-        st = ServiceState.load(d) if (d / STATE_JSON).exists() else None
-        if st is not None and st.pid == state.pid and st.started_at == state.started_at:
-            return d
-    return None
+        st = running(d)
+        if st is not None:
+            yield d, st
+
+
+def lab_state_dir(state: ServiceState) -> Path | None:
+    """The state directory of a running lab service (its config files live there)."""
+    return next((d for d, st in _running_services() if (st.pid, st.started_at) == (state.pid, state.started_at)), None)
 
 
 def find_by_url(url: str) -> ServiceState | None:
     """The running lab service (of any kind) whose endpoint is `url`, if redline started one."""
-    root = default_state_root()
     want = url.rstrip("/")
-    if not root.is_dir():
-        return None
-    for d in root.iterdir():
-        st = running(d)
-        if st is not None and (st.url.rstrip("/") == want or st.url.rstrip("/").removesuffix("/v3") == want):
+    for _, st in _running_services():
+        if st.url.rstrip("/") == want or st.url.rstrip("/").removesuffix("/v3") == want:
             return st
     return None
