@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +62,7 @@ class PhaseWindow:
     end_s: float
     entered: int
     mean_waiting: float
+    label: str = ""  # the driver's name for the phase, when it differs (StormResult.labels)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def phase_windows(
     phases: Sequence[tuple[str, str, str]],
     end_s: float = math.nan,
     skipped: Collection[str] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[PhaseWindow, ...]:
     """The window of each phase that any instance entered and that lasted some time.
 
@@ -111,7 +113,8 @@ def phase_windows(
         if end <= start:
             continue  # took no time: nothing to diagnose
         waiting = float((leave[ok] - entry[ok]).sum()) / (end - start)
-        out.append(PhaseWindow(name, start, end, int(ok.sum()), waiting))
+        label = (labels or {}).get(name, "")
+        out.append(PhaseWindow(name, start, end, int(ok.sum()), waiting, label if label != name else ""))
     return tuple(out)
 
 
@@ -184,6 +187,7 @@ def phase_cpu(
         cpus=series.cpus,
         mean_waiting=round(window.mean_waiting, 2),
         saturated_share=round(saturated, 3),
+        label=window.label,
     )
 
 
@@ -210,13 +214,16 @@ def diagnose_storm(
     skipped: Collection[str] = (),
     virt_type: str | None = None,
     config: StormDiagnosisConfig = StormDiagnosisConfig(),
+    labels: Mapping[str, str] | None = None,
 ) -> StormDiagnosis:
     """The host's CPU by group in each phase, and per phase its findings (never none).
 
     `end_s` and `skipped` as for `phase_windows`. `virt_type` is the hypervisor's ("qemu" =
     TCG, "kvm"), when known: it decides whether "use KVM" is advice or already done.
+    `labels`: the driver's names for phases (StormResult.labels), used in every sentence;
+    figures keep the phase's key.
     """
-    windows = phase_windows(marks_s, marks, phases, end_s, skipped)
+    windows = phase_windows(marks_s, marks, phases, end_s, skipped, labels)
     if series is None or len(series) == 0:
         return StormDiagnosis((), (_unmonitored(windows),))
     table: list[PhaseCpu] = []
@@ -246,7 +253,7 @@ def _phase_findings(
             drivers.append(f)
         else:
             daemons.append(f)
-    out = [_serialising(pc, f) for f in daemons] + [_driver_bound(pc, f) for f in drivers]
+    out = [_serialising(pc, f, config) for f in daemons] + [_driver_bound(pc, f) for f in drivers]
     busy_pct = 100.0 * pc.busy_cores / pc.cpus if pc.cpus else 0.0
     if busy_pct >= config.saturated_pct or pc.saturated_share >= config.saturated_share:
         out.append(_saturated(pc, busy_pct, virt_type, config))
@@ -258,7 +265,7 @@ def _phase_findings(
 
 
 def _window(pc: PhaseCpu) -> str:
-    return f"during {pc.phase} ({pc.start_s:.1f}–{pc.end_s:.1f} s after the start, {pc.duration_s:.1f} s)"
+    return f"during {pc.title} ({pc.start_s:.1f}–{pc.end_s:.1f} s after the start, {pc.duration_s:.1f} s)"
 
 
 def _by_group(pc: PhaseCpu) -> str:
@@ -267,7 +274,7 @@ def _by_group(pc: PhaseCpu) -> str:
 
 
 def _waiting(pc: PhaseCpu) -> str:
-    return f"on average {pc.mean_waiting:.1f} instances were waiting in {pc.phase}"
+    return f"on average {pc.mean_waiting:.1f} instances were waiting in {pc.title}"
 
 
 def _figures(pc: PhaseCpu) -> dict[str, object]:
@@ -292,9 +299,58 @@ _DAEMON_FIX = (
         "security driver or cgroups), make that call cheaper.",
     ),
     (
+        re.compile(r"nova-conductor"),
+        "Run more nova-conductor workers (nova.conf [conductor] workers): every build's scheduling request and "
+        "database writes pass through conductor; seed 000 found nova's services serialising on blocking database "
+        "calls.",
+    ),
+    (
+        re.compile(r"nova-scheduler"),
+        "Run more nova-scheduler workers (nova.conf [scheduler] workers) and ask Placement for fewer candidates "
+        "([scheduler] max_placement_results), so that scheduling decisions do not queue behind one process.",
+    ),
+    (
+        re.compile(r"nova-api|osapi"),
+        "Run more nova-api workers (nova.conf osapi_compute_workers, or more uWSGI processes): seed 000 found one "
+        "nova-api process serialising its blocking database calls.",
+    ),
+    (
+        re.compile(r"nova-compute"),
+        "nova-compute builds every instance of its host in one process: keep [DEFAULT] max_concurrent_builds "
+        "within what the host's CPUs can run, keep its periodic tasks out of the storm, or spread the builds "
+        "over more compute hosts.",
+    ),
+    (
         re.compile(r"nova-"),
         "Run more nova API and conductor workers (nova.conf osapi_compute_workers, [conductor] workers): "
         "seed 000 found one nova-api process serialising its blocking database calls.",
+    ),
+    (
+        re.compile(r"placement"),
+        "Run more Placement API processes (its uWSGI processes): every scheduling asks Placement for allocation "
+        "candidates and claims them.",
+    ),
+    (
+        re.compile(r"glance"),
+        "Run more Glance API workers ([DEFAULT] workers), and keep the image cached on the compute host "
+        "(nova's image cache) so that each build does not download it again.",
+    ),
+    (
+        re.compile(r"neutron"),
+        "Run more neutron-server API and RPC workers (api_workers, rpc_workers): every build asks Neutron for "
+        "its ports (none here with networks none: then it is Nova's network calls that wait).",
+    ),
+    (
+        re.compile(r"mariadb|mysqld"),
+        "The database serialises the storm: look for slow or locking queries (slow_query_log), give InnoDB a "
+        "buffer pool that holds the data (innodb_buffer_pool_size) and, in a lab, relax "
+        "innodb_flush_log_at_trx_commit; seed 000's nova-api waited on such blocking database calls.",
+    ),
+    (
+        re.compile(r"rabbitmq|beam"),
+        "RabbitMQ carries every build's RPC: give its Erlang VM more scheduler threads (+S in "
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS) and cut the messages per build (notifications off: "
+        "[notifications] notification_format, oslo_messaging_notifications driver noop).",
     ),
     (
         re.compile(r"keystone|uwsgi|httpd|apache2|gunicorn"),
@@ -310,20 +366,32 @@ _DAEMON_FIX = (
 _FIX_PROCESS = "Give this process more workers so its work spreads over cores, or make each request it serves cheaper."
 
 
-def _daemon_fix(name: str, cmdline: str) -> str:
-    for pattern, fix in _DAEMON_FIX:
-        if pattern.search(name) or pattern.search(cmdline):
-            return fix
+def _daemon_fix(group: str, name: str, cmdline: str) -> str:
+    # The group first: a uWSGI process is Placement's or Keystone's by its group, not its name.
+    for text in (group, name, cmdline):
+        for pattern, fix in _DAEMON_FIX:
+            if text and pattern.search(text):
+                return fix
     return _FIX_PROCESS
 
 
-def _serialising(pc: PhaseCpu, pinned: Finding) -> Finding:
+def _service(pinned: Finding, config: StormDiagnosisConfig) -> str:
+    """The monitor group a pinned process belongs to (nova-conductor, mariadb, libvirtd): its
+    own name can be "python3" or "beam.smp"; "" when it is in none but redline's."""
+    groups = [str(g) for g in pinned.figures.get("groups", ()) or ()]
+    return next((g for g in groups if g not in config.driver_groups), "")
+
+
+def _serialising(pc: PhaseCpu, pinned: Finding, config: StormDiagnosisConfig) -> Finding:
     name = str(pinned.figures.get("name", "?"))
+    group = _service(pinned, config)
+    # The service's name first (what one configures), the process's beside it when it differs.
+    who = name if not group or group == name else f"{group} ({name})"
     cmd = next((e.value[len("command: ") :] for e in pinned.evidence if e.value.startswith("command: ")), "")
     idle = float(pinned.figures.get("median_idle_cores", pc.idle_cores))  # while it was pinned, as its evidence says
     return Finding(
         id="storm.serialising_daemon",
-        title=f"{name} serialises {pc.phase}: one core busy while {idle:.1f} of {pc.cpus} CPUs idle",
+        title=f"{who} serialises {pc.title}: one core busy while {idle:.1f} of {pc.cpus} CPUs idle",
         severity=Severity.HIGH,
         evidence=(
             Evidence.say(f"{_window(pc)}: {_waiting(pc)}"),
@@ -331,22 +399,22 @@ def _serialising(pc: PhaseCpu, pinned: Finding) -> Finding:
             Evidence.say(f"host CPU by group: {_by_group(pc)}"),
         ),
         why=(
-            f"Every instance of the storm passes through {name}. While it keeps one core busy and other CPUs "
+            f"Every instance of the storm passes through {group or name}. While it keeps one core busy and other CPUs "
             "idle, the instances' requests queue behind one thread: the phase lasts as long as that queue, "
             "not as long as the hardware needs, and grows with the number of instances. Seed 000 found this "
             "three times in a storm of 20 VMs: nova-api blocked on database calls, Keystone single-threaded, "
             "libvirtd's worker limits."
         ),
-        fix=_daemon_fix(name, cmd),
+        fix=_daemon_fix(group, name, cmd),
         source=SEED_000,
-        figures={**_figures(pc), **pinned.figures},
+        figures={**_figures(pc), **pinned.figures, "service": group or name},
     )
 
 
 def _driver_bound(pc: PhaseCpu, pinned: Finding) -> Finding:
     return Finding(
         id="storm.driver_cpu_bound",
-        title=f"redline itself was pinned at one core during {pc.phase}",
+        title=f"redline itself was pinned at one core during {pc.title}",
         severity=Severity.HIGH,
         evidence=(Evidence.say(f"{_window(pc)}: {_waiting(pc)}"), *pinned.evidence),
         why=(
@@ -406,7 +474,7 @@ def _saturated(pc: PhaseCpu, busy_pct: float, virt_type: str | None, config: Sto
         )
     return Finding(
         id="storm.host_cpu_saturated",
-        title=f"host CPU saturated during {pc.phase}: {busy_pct:.0f} % busy on average, most by {top} "
+        title=f"host CPU saturated during {pc.title}: {busy_pct:.0f} % busy on average, most by {top} "
         f"({cores:.2f} cores)",
         severity=Severity.HIGH,
         evidence=tuple(Evidence.say(e) for e in evidence),
@@ -443,7 +511,7 @@ def _guests_bound(
     )
     return Finding(
         id="storm.guests_cpu_bound",
-        title=f"guests CPU-bound during {pc.phase}: {len(pinned)} guest(s) at one core each, the host not saturated",
+        title=f"guests CPU-bound during {pc.title}: {len(pinned)} guest(s) at one core each, the host not saturated",
         severity=Severity.MEDIUM,
         evidence=tuple(Evidence.say(e) for e in evidence),
         why=(
@@ -475,10 +543,16 @@ _SHORTEN = {
 }
 
 
+def _phase_text(texts: Mapping[str, str], pc: PhaseCpu, otherwise: str) -> str:
+    """The text for the phase's key, unless the driver observes that phase another way (then
+    "sshd starting" would be wrong: the phase is whatever its label says)."""
+    return texts.get(pc.phase, otherwise) if not pc.label else otherwise
+
+
 def _latency_bound(pc: PhaseCpu, busy_pct: float, config: StormDiagnosisConfig) -> Finding:
     return Finding(
         id="storm.latency_bound",
-        title=f"{pc.phase} is latency-bound: nothing on the host saturated ({pc.idle_cores:.1f} of {pc.cpus} CPUs idle)",
+        title=f"{pc.title} is latency-bound: nothing on the host saturated ({pc.idle_cores:.1f} of {pc.cpus} CPUs idle)",
         severity=Severity.INFO,
         evidence=(
             Evidence.say(
@@ -489,12 +563,12 @@ def _latency_bound(pc: PhaseCpu, busy_pct: float, config: StormDiagnosisConfig) 
         ),
         why=(
             "Neither the host's CPUs nor a single thread were exhausted, yet the instances waited: the time "
-            f"went to waiting — on {_WAITS.get(pc.phase, 'timers, timeouts and retries')}; with a cloud "
+            f"went to waiting — on {_phase_text(_WAITS, pc, 'timers, timeouts and retries')}; with a cloud "
             "driver, on services on other hosts."
         ),
         fix=(
-            f"Nothing on this host to add CPU to for {pc.phase}: shorten what the instances wait for "
-            f"({_SHORTEN.get(pc.phase, 'timeouts, retries')}), lower --poll-interval if the phase lasts a few "
+            f"Nothing on this host to add CPU to for {pc.title}: shorten what the instances wait for "
+            f"({_phase_text(_SHORTEN, pc, 'timeouts, retries')}), lower --poll-interval if the phase lasts a few "
             "polls, or look at the cloud's own services."
         ),
         source=SEED_000,
@@ -596,22 +670,30 @@ def fastest_growing_phase(result: ScaleResult, largest_storm: Sequence[PhaseCpu]
     None when fewer than two sizes have phase durations.
 
     `largest_storm`: the phase CPU table of the largest storm, when known: the host's CPU
-    in that phase is the growth's likely cause, and is quoted.
+    in that phase is the growth's likely cause, and is quoted. The storms' names for their
+    phases (`result.labels`: a console marker for "ssh") are used in every sentence, and a
+    relabelled phase gets no sshd-specific advice.
     """
     growth = phase_growth(result.points)
     if not growth:
         return None
     top = growth[0]
+    labels = result.labels
+
+    def lab(phase: str) -> str:
+        return labels.get(phase, phase)
+
+    relabelled = top.phase in labels
     # Less than a tenth longer from the smallest storm to the largest is a flat phase (the
     # noise of one storm is larger than that), whatever the fitted slope's sign.
     grows = top.slope_s > 0 and top.ratio >= 1.1
-    others = ", ".join(f"{g.phase} {_times(g.ratio)}" for g in growth[1:])
+    others = ", ".join(f"{lab(g.phase)} {_times(g.ratio)}" for g in growth[1:])
     evidence = [
-        f"{top.phase} grew {_times(top.ratio)} from {top.n_lo} to {top.n_hi} instances "
+        f"{lab(top.phase)} grew {_times(top.ratio)} from {top.n_lo} to {top.n_hi} instances "
         f"({top.lo_s:.2f} s → {top.hi_s:.2f} s median; fully serial would be {top.n_hi / top.n_lo:.0f}×)"
         + (f" while {others}" if others else ""),
-        f"{top.phase} adds {top.slope_s:.2f} s per extra instance"
-        + "".join(f"; {g.phase} {g.slope_s:.2f} s" for g in growth[1:]),
+        f"{lab(top.phase)} adds {top.slope_s:.2f} s per extra instance"
+        + "".join(f"; {lab(g.phase)} {g.slope_s:.2f} s" for g in growth[1:]),
     ]
     ts = [(p.n, p.t_s) for p in result.points if math.isfinite(p.t_s)]
     t_slope = None
@@ -619,15 +701,16 @@ def fastest_growing_phase(result: ScaleResult, largest_storm: Sequence[PhaseCpu]
         t_slope = float(np.polyfit([n for n, _ in ts], [t for _, t in ts], 1)[0])
         if t_slope > 0 and top.phase != "delete":
             evidence.append(
-                f"the storm's time (first request → last SSH login) adds {t_slope:.2f} s per extra instance: "
-                f"{top.phase} accounts for {min(1.0, top.slope_s / t_slope):.0%} of that"
+                f"the storm's time (first request → last {result.goal_label}) adds {t_slope:.2f} s per extra "
+                f"instance: {lab(top.phase)} accounts for {min(1.0, top.slope_s / t_slope):.0%} of that"
             )
     pc = next((c for c in largest_storm if c.phase == top.phase), None)
-    fix = _PHASE_FIX.get(top.phase, "Look at this phase's host CPU table in the largest storm's report.")
+    fix = "Look at this phase's host CPU table in the largest storm's report."
+    fix = fix if relabelled else _PHASE_FIX.get(top.phase, fix)
     if pc is not None:
         busy = 100.0 * pc.busy_cores / pc.cpus if pc.cpus else 0.0
         evidence.append(
-            f"in the storm of {top.n_hi}, during {pc.phase} the host's {pc.cpus} CPUs were {busy:.0f} % busy: "
+            f"in the storm of {top.n_hi}, during {pc.title} the host's {pc.cpus} CPUs were {busy:.0f} % busy: "
             f"{_by_group(pc)}"
         )
         if busy >= 90.0 and pc.busiest == "qemu":
@@ -645,14 +728,14 @@ def fastest_growing_phase(result: ScaleResult, largest_storm: Sequence[PhaseCpu]
     shape = (
         "no phase grows with the number of instances"
         if not grows
-        else f"{top.phase} grows fastest with the storm's size: {_times(top.ratio)} from {top.n_lo} to {top.n_hi}"
+        else f"{lab(top.phase)} grows fastest with the storm's size: {_times(top.ratio)} from {top.n_lo} to {top.n_hi}"
     )
     return Finding(
         id="scale.fastest_growing_phase",
         title=shape,
         severity=severity,
         evidence=tuple(Evidence.say(e) for e in evidence),
-        why=_PHASE_WHY.get(top.phase, "")
+        why=("" if relabelled else _PHASE_WHY.get(top.phase, ""))
         + (
             f" Here it grew {top.serial:.0%} as fast as fully serial would (100 %: each instance waits for all the"
             " others)."

@@ -33,7 +33,11 @@ def parse_counts(text: str) -> list[int]:
 
 @app.command("scale")
 def scale_command(
-    driver: str = typer.Option("libvirt", "--driver", help="Storm driver: libvirt (the hypervisor lab)."),
+    driver: str = typer.Option(
+        "libvirt",
+        "--driver",
+        help="Storm driver: libvirt (the hypervisor lab) or openstack (the OpenStack lab, or --cloud).",
+    ),
     counts: str = typer.Option("1,2,4,8", "--counts", help="Storm sizes, comma-separated (at least three)."),
     repeat: int = typer.Option(
         1, "--repeat", help="Storms per size (rounds of all sizes); more narrows the intervals."
@@ -48,15 +52,25 @@ def scale_command(
         300.0, "--instance-timeout", help="Seconds an instance may take from request to SSH."
     ),
     results: Path = typer.Option(Path("results"), "--results", help="Where the run folder is created."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state."),
+    state_dir: Optional[Path] = typer.Option(
+        None, "--state-dir", help="The driver's lab state: the hypervisor lab's or the OpenStack lab's."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the points and fits as JSON."),
+    cloud: Optional[str] = typer.Option(
+        None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD; none: the OpenStack lab)."
+    ),
+    image: Optional[str] = typer.Option(None, "--image", help="openstack: image id (default $REDLINE_IMAGE)."),
+    flavor: Optional[str] = typer.Option(None, "--flavor", help="openstack: flavor id (default $REDLINE_FLAVOR)."),
+    network: Optional[str] = typer.Option(
+        None, "--network", help="openstack: network id, or none / auto (default: auto-allocated)."
+    ),
 ) -> None:
     """Run a storm at each size, time each to its last SSH login, fit USL (σ, κ) and Amdahl with bootstrap intervals."""
     from redline.jobs.scale import run_scale_job
     from redline.report.scale import write_scale_report
     from redline.report.storm import write_storm_report
     from redline.storm.model import StormPlan
-    from redline.targets.storm_drivers import driver_factory, lab_memory, lab_target
+    from redline.targets.storm_drivers import DRIVERS, driver_factory, lab_memory, storm_monitor_groups, storm_target
 
     sizes = parse_counts(counts)
     if not 1 <= repeat <= 10:
@@ -67,10 +81,11 @@ def scale_command(
         raise UserError(f"--memory must be 64..4096 MiB (got {memory})")
     if instance_timeout <= 0:
         raise UserError("--instance-timeout must be positive")
-    if driver != "libvirt":
-        # openstack storms need an image, a flavor and a cloud (see `redline storm`); not wired here yet.
-        raise UserError(f"redline scale supports --driver libvirt only (got {driver!r})")
-    target = lab_target(state_dir)
+    if driver not in DRIVERS:
+        raise UserError(f"--driver must be {' or '.join(DRIVERS)}, not {driver!r}")
+    os_args = (cloud, image, flavor, network)
+    target = storm_target(driver, state_dir, os_args)  # the same lab defaults as `redline storm`
+    groups = storm_monitor_groups(driver, state_dir, os_args)
     mem = memory or lab_memory(driver, state_dir)
 
     def plan_for(n: int) -> StormPlan:
@@ -85,13 +100,18 @@ def scale_command(
             write_storm_report(storm.folder.path)
         except Exception as exc:  # noqa: BLE001 — the measurements are on disk; the report can be redone
             err_console.print(f"[yellow]warning: no report for {storm.folder.path}: {exc}[/yellow]")
+        for line in storm.result.cleanup:
+            err_console.print(f"  cleanup: {line}", markup=False, highlight=False)
         if point is not None:
+            goal = storm.result.mark_label(storm.result.goal)
             err_console.print(
-                f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last SSH login {point.t_s:.2f} s"
+                f"  {point.n} instance{'s' if point.n > 1 else ''}: first request → last {goal} {point.t_s:.2f} s",
+                markup=False,
+                highlight=False,
             )
 
     out = run_scale_job(
-        driver_factory(driver, state_dir),
+        driver_factory(driver, state_dir, os_args),
         sizes,
         plan_for,
         target,
@@ -99,6 +119,7 @@ def scale_command(
         repeat,
         on_storm_start=started,
         on_storm_done=done,
+        monitor_groups=groups,
     )
     report = write_scale_report(out.folder.path)
     doc = out.document
@@ -114,7 +135,7 @@ def scale_command(
 def print_scale(doc: ScaleResult) -> None:
     points = doc.points
     base = min(points, key=lambda p: p.n)
-    t = Table(title="storms: first request → last SSH login")
+    t = Table(title=f"storms: first request → last {doc.goal_label}")
     for c in ("instances", "round", "time, s", "instances/s", "relative capacity"):
         t.add_column(c, justify="right")
     for p in points:

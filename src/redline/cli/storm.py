@@ -25,13 +25,8 @@ storm_app = typer.Typer(
 )
 app.add_typer(storm_app, name="storm")
 
-BARS = (
-    ("requested", "requested"),
-    ("running", "running"),
-    ("ping", "ping answers"),
-    ("ssh", "ssh login"),
-    ("gone", "deleted"),
-)
+# The marks with a progress bar; their labels are the driver's (storm.model.mark_label).
+BARS = ("requested", "running", "ping", "ssh", "gone")
 
 
 @storm_app.callback()
@@ -52,22 +47,27 @@ def storm_command(
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds the whole storm may take."),
     results: Path = typer.Option(Path("results"), "--results", help="Where run folders are created."),
     state_dir: Optional[Path] = typer.Option(
-        None, "--state-dir", help="Hypervisor lab state (see `redline lab hypervisor up`)."
+        None,
+        "--state-dir",
+        help="The driver's lab state: the hypervisor lab's (libvirt) or the OpenStack lab's (openstack).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     cloud: Optional[str] = typer.Option(
-        None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD)."
+        None, "--cloud", help="openstack: cloud name in clouds.yaml (default $OS_CLOUD; none: the OpenStack lab)."
     ),
     image: Optional[str] = typer.Option(None, "--image", help="openstack: image id (default $REDLINE_IMAGE)."),
     flavor: Optional[str] = typer.Option(None, "--flavor", help="openstack: flavor id (default $REDLINE_FLAVOR)."),
-    network: Optional[str] = typer.Option(None, "--network", help="openstack: network id (default: auto-allocated)."),
+    network: Optional[str] = typer.Option(
+        None, "--network", help="openstack: network id, or none / auto (default: auto-allocated)."
+    ),
 ) -> None:
     """Launch COUNT instances, time requested → running → ping → ssh → deleted for each, clean up."""
     if ctx.invoked_subcommand is not None:
         return
     from redline.jobs.storm import new_run_id, run_storm_job
-    from redline.storm.model import StormPlan
-    from redline.targets.storm_drivers import lab_memory, make_storm_driver
+    from redline.storm.driver import driver_labels
+    from redline.storm.model import StormPlan, mark_label
+    from redline.targets.storm_drivers import lab_memory, make_storm_driver, storm_monitor_groups
 
     if count < 1 or count > 500:
         raise UserError(f"--count must be 1..500 (got {count})")
@@ -80,23 +80,26 @@ def storm_command(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     run_id = new_run_id()
-    drv, specs, target = make_storm_driver(driver, run_id, plan, state_dir, (cloud, image, flavor, network))
+    os_args = (cloud, image, flavor, network)
+    groups = storm_monitor_groups(driver, state_dir, os_args)
+    drv, specs, target = make_storm_driver(driver, run_id, plan, state_dir, os_args)
     err_console.print(f"storm {run_id}: {count} instances, launch concurrency {plan.concurrency}, driver {driver}")
     bars = Progress(TextColumn("{task.description:>14}"), BarColumn(bar_width=30), TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
                     TimeElapsedColumn(), console=err_console, transient=False)  # fmt: skip
-    tasks = {m: bars.add_task(label, total=count) for m, label in BARS}
+    labels = driver_labels(drv)
+    tasks = {m: bars.add_task(mark_label(labels, m), total=count) for m in BARS}
 
     def progress(p: StormProgress) -> None:
-        for m, _ in BARS:
+        for m in BARS:
             bars.update(tasks[m], completed=p.reached[m])
 
     with bars:
-        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress)
+        outcome = run_storm_job(drv, specs, plan, run_id, target, results, on_progress=progress, monitor_groups=groups)
     _report(outcome)
     report = write_report_storm(outcome.folder.path)
     if as_json:
         doc = outcome.document.to_json()
-        where = {k: doc[k] for k in ("phase_cpu", "findings")}
+        where = {k: doc[k] for k in ("phase_cpu", "findings", "labels", "polls", "api_calls", "cleanup")}
         print(json.dumps({"run_dir": str(outcome.folder.path), "run_id": run_id, **outcome.summary.to_json(), **where},
                          indent=2))  # fmt: skip
     else:
@@ -106,13 +109,16 @@ def storm_command(
             out_console.print(f"report: {report}")
     if outcome.result.interrupted:
         raise KeyboardInterrupt
-    if outcome.summary.failed:
-        raise typer.Exit(1)
+    if outcome.document.status == "incomplete":
+        # One line: how far the storm got and where the rest stuck (run.json keeps it as `error`).
+        raise UserError(outcome.document.error or "the storm was incomplete", exit_code=1)
 
 
 def _report(outcome: StormOutcome) -> None:
     for note in outcome.result.notes:
-        err_console.print(f"note: {note}")
+        err_console.print(f"note: {note}", markup=False, highlight=False)
+    for line in outcome.result.cleanup:
+        err_console.print(f"cleanup: {line}", markup=False, highlight=False)
 
 
 def write_report_storm(run_dir: Path) -> Path | None:
@@ -131,19 +137,31 @@ def _fmt(v: float | None) -> str:
 
 def _print_summary(outcome: StormOutcome) -> None:
     s = outcome.summary
-    t = Table(title=f"storm {outcome.result.run_id}: {s.count} instances, phase times in seconds")
+    r = outcome.result
+    t = Table(title=f"storm {r.run_id}: {s.count} instances, phase times in seconds")
     for col in ("phase", "n", "min", "median", "p90", "max"):
         t.add_column(col, justify="left" if col == "phase" else "right")
     for p in s.phases:
-        t.add_row(p.phase, str(p.count), _fmt(p.min_s), _fmt(p.median_s), _fmt(p.p90_s), _fmt(p.max_s))
+        # A task state's n says how many it was seen for: a short state can fall between polls.
+        n = str(p.count) if p.seen is None else f"{p.count} (seen {p.seen})"
+        t.add_row(p.title, n, _fmt(p.min_s), _fmt(p.median_s), _fmt(p.p90_s), _fmt(p.max_s))
     out_console.print(t)
+    for note in s.notes:
+        out_console.print(f"note: {note}", markup=False, highlight=False)
+    goal = r.labels.get(r.goal, r.goal)  # "ssh" unless the driver reaches its guests another way
     out_console.print(
         f"first running {_fmt(s.first_active_s)} s, last running {_fmt(s.last_active_s)} s, "
-        f"last ssh {_fmt(s.last_ssh_s)} s, total {_fmt(s.total_s)} s; reached ssh {s.reached['ssh']}/{s.count}, failed {s.failed}"
+        f"last {goal} {_fmt(s.last_ssh_s if r.goal == 'ssh' else s.last_active_s)} s, total {_fmt(s.total_s)} s; "
+        f"reached {goal} {s.reached[r.goal]}/{s.count}, failed {s.failed}",
+        markup=False,
+        highlight=False,
     )
-    for name, err in zip(outcome.result.names, outcome.result.errors):
+    if r.api_calls:
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(r.api_calls.items()))
+        out_console.print(f"API calls: {calls}; status polls {r.polls}", markup=False, highlight=False)
+    for name, err in zip(r.names, r.errors):
         if err:
-            out_console.print(f"  {name}: {err}")
+            out_console.print(f"  {name}: {err}", markup=False, highlight=False)
     print_findings(outcome.document.findings)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from redline.jobs.storm import StormOutcome, diagnose_storm_folder, new_run_id, 
 from redline.model.finding import Finding
 from redline.model.storm import ScalePoint, ScaleResult, StormRunResult, StormSummary
 from redline.model.storm_diagnosis import PhaseCpu
+from redline.monitor import ProcessSelector
 from redline.store import RunFolder
 from redline.storm.analysis import span_to_ssh_s
 from redline.storm.driver import StormDriver
@@ -53,7 +54,9 @@ def run_scale_job(
     on_storm_start: Callable[[int, int, str], None] | None = None,
     on_storm_done: Callable[[StormOutcome, ScalePoint | None], None] | None = None,
     boot: int = 400,
+    monitor_groups: Mapping[str, ProcessSelector] | None = None,
 ) -> ScaleOutcome:
+    """`monitor_groups`: as for run_storm_job (None: the hypervisor host's)."""
     folder = RunFolder.create(results_dir, f"scale-{'-'.join(map(str, sizes))}")
     doc = ScaleResult(
         **RunFolder.header(target, {"counts": sizes, "repeat": repeat, "storm": plan_for(sizes[0]).to_dict()})
@@ -69,10 +72,14 @@ def run_scale_job(
                 drv, specs, _ = make_driver(run_id, plan)
                 if on_storm_start is not None:
                     on_storm_start(n, rnd, run_id)
-                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path)
+                storm = run_storm_job(drv, specs, plan, run_id, target, folder.path, monitor_groups=monitor_groups)
                 if storm.result.interrupted:
                     raise KeyboardInterrupt
-                t = span_to_ssh_s(storm.result.marks_s)
+                r = storm.result
+                goal = r.mark_label(r.goal)
+                if not out.points:  # what T(N) runs to, in the storms' own words (a console marker, …)
+                    doc = dataclasses.replace(doc, goal_label=_goal_label(goal), labels=dict(r.labels))
+                t = span_to_ssh_s(r.marks_s, r.goal)
                 point = (
                     None if t is None else ScalePoint(n, rnd, t, storm.folder.path.name, phase_medians(storm.summary))
                 )
@@ -80,7 +87,7 @@ def run_scale_job(
                     on_storm_done(storm, point)
                 if point is None:
                     s = storm.summary
-                    raise UserError(f"the storm of {n} did not complete ({s.reached['ssh']}/{n} reached SSH), "
+                    raise UserError(f"the storm of {n} did not complete ({s.reached[r.goal]}/{n} reached {goal}), "
                                     f"so it has no time to fit: see {storm.folder.path}")  # fmt: skip
                 out.points.append(point)
                 if n >= largest[0]:  # the latest complete storm of the largest size
@@ -110,6 +117,10 @@ def run_scale_job(
     )
     folder.write(out.document)
     return out
+
+
+def _goal_label(mark_label: str) -> str:
+    return "SSH login" if mark_label == "ssh login" else mark_label
 
 
 def phase_medians(summary: StormSummary | None) -> dict[str, float]:

@@ -7,7 +7,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,22 @@ from redline.errors import UserError
 from redline.model.finding import Evidence, Finding, Severity
 from redline.model.series import MonitorSeries
 from redline.model.storm import InstanceRecord, StormRunResult, StormSummary
-from redline.monitor import Monitor, NamePattern, PidTree
+from redline.monitor import Monitor, NamePattern, PidTree, ProcessSelector
 from redline.store import RunFolder
 from redline.store.layout import MONITOR
 from redline.store.layout import PHASES as PHASES_FILE
-from redline.storm.analysis import summarise
+from redline.storm.analysis import partial_line, summarise
 from redline.storm.driver import StormDriver
 from redline.storm.model import MARKS, PHASES, InstanceSpec, StormPlan, StormResult
 from redline.storm.runner import StormProgress, run_storm
+
+# Who serves a storm on the hypervisor lab; a storm on the OpenStack lab is given its
+# services' groups instead (redline.targets.storm_drivers.storm_monitor_groups).
+HYPERVISOR_GROUPS: Mapping[str, ProcessSelector] = {
+    "libvirtd": NamePattern(r"^libvirtd$|/libvirtd\b"),
+    "qemu": NamePattern(r"^qemu-system"),
+    "dnsmasq": NamePattern(r"^dnsmasq$"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,10 @@ def run_storm_job(
     results_dir: Path,
     on_progress: Callable[[StormProgress], None] | None = None,
     on_folder: Callable[[RunFolder], None] | None = None,
+    monitor_groups: Mapping[str, ProcessSelector] | None = None,
 ) -> StormOutcome:
+    """One storm in a new run folder under `results_dir`. `monitor_groups`: the processes
+    whose CPU is charged by name (None: libvirtd, qemu, dnsmasq); redline's own is added."""
     folder = RunFolder.create(results_dir, f"storm-{driver.name}-{plan.count}")
     if getattr(driver, "keep_logs", False) is None:
         # Serial consoles into the run folder (a few kB each): a guest that never answered
@@ -59,9 +70,7 @@ def run_storm_job(
     doc = StormRunResult(**RunFolder.header(target, {**plan.to_dict(), "run_id": run_id, "driver": driver.name}))
     folder.write(doc)
     monitor = Monitor(interval_s=1.0, groups={
-        "libvirtd": NamePattern(r"^libvirtd$|/libvirtd\b"),
-        "qemu": NamePattern(r"^qemu-system"),
-        "dnsmasq": NamePattern(r"^dnsmasq$"),
+        **(HYPERVISOR_GROUPS if monitor_groups is None else monitor_groups),
         # redline's own process and children (ssh, ip netns exec): the storm's driver costs
         # CPU on the host it measures, and a pinned driver takes its marks late.
         "driver": PidTree(os.getpid()),
@@ -79,9 +88,11 @@ def run_storm_job(
     folder.write_storm_marks(result)
     summary = summarise(result)
     diagnosis = _diagnose(series, result, target)
+    partial = None if result.interrupted else partial_line(result)
     doc = dataclasses.replace(
         doc,
-        status="interrupted" if result.interrupted else "complete" if summary.failed == 0 else "incomplete",
+        status="interrupted" if result.interrupted else "incomplete" if partial else "complete",
+        error=partial,
         run_id=run_id,
         summary=summary,
         instances=_instances(result),
@@ -91,6 +102,10 @@ def run_storm_job(
         files={"phases": PHASES_FILE, "monitor": MONITOR},
         phase_cpu=diagnosis.phase_cpu,
         findings=diagnosis.findings,
+        labels=dict(result.labels),
+        polls=result.polls,
+        api_calls=dict(result.api_calls),
+        cleanup=tuple(result.cleanup),
     )
     folder.write(doc)
     return StormOutcome(folder, result, summary, doc)
@@ -116,7 +131,8 @@ def _diagnose(series: MonitorSeries | None, result: StormResult, target: dict[st
 def _diagnosis(series: MonitorSeries | None, result: StormResult, target: dict[str, Any]) -> StormDiagnosis:
     virt = target.get("virt_type")  # "qemu" = TCG: decides whether "use KVM" is advice
     return diagnose_storm(series, result.marks_s, result.start_ns, MARKS, PHASES, end_s=result.end_s,
-                          skipped=result.skipped, virt_type=virt if isinstance(virt, str) else None)  # fmt: skip
+                          skipped=result.skipped, virt_type=virt if isinstance(virt, str) else None,
+                          labels=result.labels)  # fmt: skip
 
 
 def diagnose_storm_folder(folder: RunFolder) -> StormRunResult:
@@ -135,14 +151,24 @@ def diagnose_storm_folder(folder: RunFolder) -> StormRunResult:
     return dataclasses.replace(doc, phase_cpu=diagnosis.phase_cpu, findings=diagnosis.findings)
 
 
+def _s(v: float) -> float | None:
+    return None if math.isnan(v) else round(float(v), 3)
+
+
 def _instances(result: StormResult) -> tuple[InstanceRecord, ...]:
-    outputs = result.ssh_output or ("",) * len(result.names)
+    n = len(result.names)
+    outputs = result.ssh_output or ("",) * n
+    last = result.last_seen or ("",) * n
     return tuple(
         InstanceRecord(
             name=name,
             error=error or None,
             ssh_output=output or None,
-            **{m: None if math.isnan(v) else round(float(v), 3) for m, v in zip(MARKS, row)},
+            **{m: _s(v) for m, v in zip(MARKS, row)},
+            task_states={t: _s(v) for t, v in zip(result.task_marks, tasks)},
+            last_seen=seen or None,
         )
-        for name, error, output, row in zip(result.names, result.errors, outputs, result.marks_s)
+        for name, error, output, row, tasks, seen in zip(
+            result.names, result.errors, outputs, result.marks_s, result.task_marks_s, last
+        )
     )

@@ -211,10 +211,7 @@ def down(state_dir: Path | None = None) -> list[str]:
             procs.stop(pid, timeout_s=15)
             done.append(f"stopped {name} (pid {pid})")
         # The lab's knobs live in the system's qemu.conf: put back what was there before the lab.
-        orig = state_dir / "libvirt" / "qemu.conf.orig"
-        if state.started_pids.get("libvirtd") is not None and orig.exists():
-            QEMU_CONF.write_bytes(orig.read_bytes())
-            orig.unlink()
+        if state.started_pids.get("libvirtd") is not None and LibvirtDaemons(state_dir / "libvirt").restore_qemu_conf():
             done.append(f"restored {QEMU_CONF}")
         (state_dir / STATE_FILE).unlink(missing_ok=True)
     return done

@@ -56,6 +56,11 @@ class Database:
     version: str
     pid: int | None = None  # the server's (None for SQLite)
     socket: str | None = None
+    connections: tuple[tuple[str, str], ...] = ()  # (database, URL) for each database created
+
+    def url(self, name: str) -> str:
+        """The connection URL of database `name` (one user per database, same server)."""
+        return dict(self.connections)[name]
 
     def describe(self) -> dict[str, str]:
         """For state.json and run.json: what a reader needs to compare runs."""
@@ -92,10 +97,12 @@ def start(
     settings: tuple[str, ...] = (),
     cpus: tuple[int, ...] | None = None,
     on_step: Callable[[str], None] = lambda s: None,
+    names: tuple[str, ...] = ("keystone",),
 ) -> Database:
     """Create a fresh database of `kind` under `state_dir` (stopping any left from before)
     and, for PostgreSQL and MariaDB, start its server; Keystone's database and user exist
-    when this returns. Settings are server options NAME=VALUE (e.g. fsync=off)."""
+    when this returns. Settings are server options NAME=VALUE (e.g. fsync=off). MariaDB
+    can hold several databases (`names`, one user each: the OpenStack lab's services)."""
     validate(kind, settings)
     stop(state_dir)
     for old in ("postgresql.log", "mariadb.log"):
@@ -106,8 +113,9 @@ def start(
     if kind == "sqlite":
         _record(state_dir, _Record(kind, None))
         return Database(kind, f"sqlite:///{db}/keystone.db", storage, _sqlite_version())
-    starter = _start_postgresql if kind == "postgresql" else _start_mariadb
-    return starter(state_dir, db, storage, settings, cpus, on_step)
+    if kind == "postgresql":
+        return _start_postgresql(state_dir, db, storage, settings, cpus, on_step)
+    return _start_mariadb(state_dir, db, storage, settings, cpus, on_step, names)
 
 
 def stop(state_dir: Path) -> int | None:
@@ -214,6 +222,7 @@ def _start_mariadb(
     settings: tuple[str, ...],
     cpus: tuple[int, ...] | None,
     on_step: Callable[[str], None],
+    names: tuple[str, ...] = ("keystone",),
 ) -> Database:
     mariadbd, install_db, client = _mariadb_bins()
     data, run = db / "data", db / "run"
@@ -235,17 +244,27 @@ def _start_mariadb(
     proc = spawn_detached(args, log, cpus)
     _record(state_dir, _Record("mariadb", proc.pid))
     _await_ready(proc, log, "ready for connections", "MariaDB")
-    on_step("creating Keystone's user and database")
-    password = secrets.token_hex(16)  # hex: nothing to escape in a URL or in SQL
-    sql = (
-        "CREATE DATABASE keystone CHARACTER SET utf8mb4;\n"
-        f"CREATE USER 'keystone'@'localhost' IDENTIFIED BY '{password}';\n"
-        "GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'localhost';\n"
+    on_step(
+        f"creating the database{'s' if len(names) > 1 else ''} and user{'s' if len(names) > 1 else ''} {', '.join(names)}"
     )
-    # The SQL (with the password) goes on stdin, never on a command line.
-    _run([client, "--no-defaults", "-S", str(sock), "-u", admin], "creating Keystone's database", stdin=sql)
-    url = f"mysql+pymysql://keystone:{password}@localhost/keystone?unix_socket={quote(str(sock), safe='/')}&charset=utf8mb4"
-    return Database("mariadb", url, storage, version, proc.pid, str(run))
+    sql, urls = "", []
+    for name in names:
+        password = secrets.token_hex(16)  # hex: nothing to escape in a URL or in SQL
+        sql += (
+            f"CREATE DATABASE {name} CHARACTER SET utf8mb4;\n"
+            f"CREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}';\n"
+            f"GRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'localhost';\n"
+        )
+        urls.append(
+            (
+                name,
+                f"mysql+pymysql://{name}:{password}@localhost/{name}?unix_socket={quote(str(sock), safe='/')}&charset=utf8mb4",
+            )
+        )
+    # The SQL (with the passwords) goes on stdin, never on a command line.
+    _run([client, "--no-defaults", "-S", str(sock), "-u", admin], "creating the databases", stdin=sql)
+    url = urls[0][1]
+    return Database("mariadb", url, storage, version, proc.pid, str(run), tuple(urls))
 
 
 def _mariadb_version(mariadbd: str) -> str:

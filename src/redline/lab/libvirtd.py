@@ -203,6 +203,16 @@ class LibvirtDaemons:
             QEMU_CONF.write_bytes(self._qemu_conf_backup)
         self._qemu_conf_backup, self._qemu_conf_created = None, False
 
+    def restore_qemu_conf(self) -> bool:
+        """Put back the qemu.conf that was there before a lab's first change (after a lab's
+        `down`, when this object's own backup is gone with the process that made it)."""
+        orig = self.state_dir / "qemu.conf.orig"
+        if not orig.exists():
+            return False
+        QEMU_CONF.write_bytes(orig.read_bytes())
+        orig.unlink()
+        return True
+
     def __enter__(self) -> LibvirtDaemons:
         return self.start()
 

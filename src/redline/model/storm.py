@@ -16,12 +16,18 @@ from redline.model.storm_diagnosis import PhaseCpu
 
 @dataclass(frozen=True)
 class PhaseStats(JsonRecord):
-    phase: str
+    phase: str  # the key: "create", "ssh", "create: scheduling" (a task state inside create)
     count: int  # instances that completed the phase
     min_s: float | None
     median_s: float | None
     p90_s: float | None
     max_s: float | None
+    label: str = ""  # what a human reads when the driver names it otherwise ("guest up (console marker …)")
+    seen: int | None = None  # task states: instances the poll saw in it (short ones fall between polls)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.phase
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class StormSummary(JsonRecord):
     total_s: float | None  # start → last instance gone (or the storm's end)
     failed: int
     phases: tuple[PhaseStats, ...]
+    notes: tuple[str, ...] = ()  # how to read the table (what the poll could see of task states)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class InstanceRecord(JsonRecord):
     ssh: float | None = None
     delete_requested: float | None = None
     gone: float | None = None
+    # Task state -> the first poll that showed it (None: no poll did); empty for libvirt.
+    task_states: dict[str, float | None] = field(default_factory=dict)
+    last_seen: str | None = None  # the cloud's last words on it ("BUILD/scheduling")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +73,11 @@ class StormRunResult(RunDocument):
     # Where the time went (analysis/storm_diagnosis.py): empty in folders written before it.
     phase_cpu: tuple[PhaseCpu, ...] = ()
     findings: tuple[Finding, ...] = ()
+    # The driver's names for marks and phases ({"ssh": "guest up (console marker GUEST-UP)"}).
+    labels: dict[str, str] = field(default_factory=dict)
+    polls: int | None = None  # shared status polls of the storm loop (poll intervals)
+    api_calls: dict[str, int] = field(default_factory=dict)  # the driver's calls by kind: "list" == polls
+    cleanup: tuple[str, ...] = ()  # what the final cleanup removed
 
 
 def usl(n: Any, lam: float, sigma: float, kappa: float) -> np.ndarray:
@@ -109,7 +124,7 @@ class ScaleFit(JsonRecord):
 class ScalePoint(JsonRecord):
     n: int
     round: int
-    t_s: float  # first request → last SSH login
+    t_s: float  # first request → last SSH login (ScaleResult.goal_label)
     run_dir: str  # the storm's folder, relative to the scale folder
     # phase -> median duration over the storm's instances (NaN: none completed it), so the
     # phase that grows fastest with N is found without opening every storm folder.
@@ -131,3 +146,5 @@ class ScaleResult(RunDocument):
     amdahl: ScaleFit | None = None
     sentences: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()  # the fastest-growing phase first
+    goal_label: str = "SSH login"  # what T(N) runs to: the storms' last guest-side mark
+    labels: dict[str, str] = field(default_factory=dict)  # the storms' names for phases (StormRunResult.labels)

@@ -36,6 +36,11 @@ class PhaseCpu(JsonRecord):
     cpus: int = 0  # the host's CPUs, so idle_cores reads as "0.9 of 2"
     mean_waiting: float = 0.0  # instances in this phase, averaged over the window
     saturated_share: float = 0.0  # share of the window the host's CPUs were saturated (≥ 90 % busy)
+    label: str = ""  # what a human reads for the phase when the driver names it otherwise ("guest up …")
+
+    @property
+    def title(self) -> str:
+        return self.label or self.phase
 
     @property
     def duration_s(self) -> float:

@@ -40,7 +40,12 @@ def _label(ax: Axes, ylabel: str, top: float, right: float) -> None:
 
 
 def scale_png(
-    points: Sequence[ScalePoint], usl: ScaleFit | None, amdahl: ScaleFit | None, out: Path, title: str = ""
+    points: Sequence[ScalePoint],
+    usl: ScaleFit | None,
+    amdahl: ScaleFit | None,
+    out: Path,
+    title: str = "",
+    goal: str = "SSH login",
 ) -> Path:
     n = np.array([p.n for p in points], float)
     t = np.array([p.t_s for p in points], float)
@@ -59,12 +64,14 @@ def scale_png(
     if fits:
         lam = fits[0][0].lam
         ax.plot(grid, lam * grid, ":", color="grey", label="linear (no contention)")
-    _label(ax, "instances per second to SSH, X(N)", float(x.max()) * 1.5, grid[-1])
+    _label(
+        ax, f"instances per second to {'SSH' if goal == 'SSH login' else goal}, X(N)", float(x.max()) * 1.5, grid[-1]
+    )
     t1 = float(np.median(t[n == n.min()])) / n.min()  # time of one, scaled to N = 1
     bx.plot(n, t, "ko", label="storms (measured)", zorder=5)
     bx.plot(grid, np.full_like(grid, t1 * n.min()), ":", color="grey", label="ideal: as long as the smallest")
     bx.plot(grid, t1 * grid, "-.", color="#b07aa1", label="fully serial")
-    _label(bx, "first request → last SSH login, s", float(t.max()) * 1.3, grid[-1])
+    _label(bx, f"first request → last {goal}, s", float(t.max()) * 1.3, grid[-1])
     if title:
         fig.suptitle(title, fontsize=10)
     return save(fig, out)
@@ -92,5 +99,7 @@ def write_scale_report(run_dir: Path) -> Path:
     chart = None
     if doc.points:
         out = run_dir / layout.PNG_DIR / layout.SCALE_PNG
-        chart = Embedded.png(scale_png(doc.points, doc.usl, doc.amdahl, out, f"redline scale: {doc.status}"))
+        chart = Embedded.png(
+            scale_png(doc.points, doc.usl, doc.amdahl, out, f"redline scale: {doc.status}", doc.goal_label)
+        )
     return write_text(run_dir / layout.REPORT_HTML, scale_html(doc, chart))

@@ -49,17 +49,23 @@ def host_lines(series: MonitorSeries | None, start_ns: int) -> tuple[np.ndarray,
     return t, cpu, disk
 
 
+def _shown(result: StormResult) -> list[str]:
+    """The states worth an area: not a phase the driver could not observe."""
+    return [s for s in SHOWN if s not in result.skipped]
+
+
 def phases_png(result: StormResult, series: MonitorSeries | None, out: Path) -> Path:
     end = float(np.nanmax([result.end_s, np.nanmax(result.marks_s) if np.isfinite(result.marks_s).any() else 1.0]))
     t = np.linspace(0, max(end, 1.0), 600)
-    occ = occupancy(result.marks_s, t)
+    occ = occupancy(result.marks_s, t, result.skipped)
+    shown = _shown(result)
     fig = figure(10, 4.8)
     ax = fig.add_subplot()
     ax.stackplot(
         t,
-        [occ[s] * 100 for s in SHOWN],
-        labels=[f"waiting: {s}" for s in SHOWN],
-        colors=[COLOURS[s] for s in SHOWN],
+        [occ[s] * 100 for s in shown],
+        labels=[f"waiting: {result.phase_label(s)}" for s in shown],
+        colors=[COLOURS[s] for s in shown],
         alpha=0.85,
     )
     ax.set_xlim(0, t[-1])
@@ -87,7 +93,16 @@ def timeline_png(result: StormResult, out: Path) -> Path:
     n = m.shape[0]
     fig = figure(10, max(2.5, 0.22 * n + 1.2))
     ax = fig.add_subplot()
-    spans = (("create", 0, 1), ("ping", 1, 2), ("ssh", 2, 3), ("pre-delete", 3, 4), ("delete", 4, 5))
+    spans: tuple[tuple[str, int, int], ...] = (
+        ("create", 0, 1), ("ping", 1, 2), ("ssh", 2, 3), ("pre-delete", 3, 4), ("delete", 4, 5),
+    )  # fmt: skip
+    if "ping" in result.skipped:  # the next observed phase starts at running
+        spans = tuple(x for x in spans if x[0] != "ping")
+        spans = tuple((name, 1, b) if name == "ssh" else (name, a, b) for name, a, b in spans)
+        if "ssh" in result.skipped:
+            spans = tuple(
+                (name, 1, b) if name == "pre-delete" else (name, a, b) for name, a, b in spans if name != "ssh"
+            )
     for i in range(n):
         for name, a, b in spans:
             if np.isfinite(m[i, a]) and np.isfinite(m[i, b]):
@@ -96,7 +111,7 @@ def timeline_png(result: StormResult, out: Path) -> Path:
             last = np.nanmax(m[i]) if np.isfinite(m[i]).any() else 0.0
             ax.plot([last], [i], "kx")
     for name, _, _ in spans:  # zero-width bars off the chart: one legend entry per phase
-        ax.barh([-10], [0], color=COLOURS[name], label=name)
+        ax.barh([-10], [0], color=COLOURS[name], label=result.phase_label(name))
     ax.set_ylim(-0.7, n - 0.3)
     ax.invert_yaxis()
     ax.set_yticks(range(n))
@@ -114,21 +129,60 @@ def group_columns(table: Sequence[PhaseCpu]) -> list[str]:
     return [*cols, OTHER] if any(OTHER in pc.groups for pc in table) else cols
 
 
+# What each phase's area means, for the sentence above the chart.
+_PHASE_SPANS = {
+    "create": "requested → running",
+    "ping": "running → first echo reply",
+    "ssh": "→ a login with the lab key ran a command",
+    "delete": "delete requested → gone from the one shared list",
+}
+
+
+def phase_legend(result: StormResult) -> str:
+    """The phases the chart shows and what each spans, in the driver's words."""
+    parts = []
+    for name, span in _PHASE_SPANS.items():
+        if name in result.skipped:
+            continue
+        label = result.phase_label(name)
+        if label != name:  # observed another way: its label says how
+            span = f"→ {label}"
+        parts.append(f"{label}: {span}")
+    return "; ".join(parts)
+
+
 def storm_html(doc: StormRunResult, result: StormResult, phases: Embedded, timeline: Embedded) -> str:
     # Findings under their phase, in the table's order; any not tied to one phase after them.
     names = [pc.phase for pc in doc.phase_cpu]
     by_phase = {n: [f for f in doc.findings if f.figures.get("phase") == n] for n in names}
     loose = [f for f in doc.findings if f.figures.get("phase") not in names]
+    s = summarise(result)
+    n = len(result.names)
+    last = result.last_seen or ("",) * n
+    rows = [
+        (name, row, tasks, seen, error)
+        for name, row, tasks, seen, error in zip(
+            result.names, result.marks_s.tolist(), result.task_marks_s.tolist(), last, result.errors
+        )
+    ]
     return render(
         "storm.html.j2",
         result=result,
-        s=summarise(result),
+        s=s,
         command_line=doc.command_line,
         status=doc.status,
+        error=doc.error or "",
         phases=phases,
         timeline=timeline,
-        marks=MARKS,
-        instances=list(zip(result.names, result.marks_s.tolist(), result.errors)),
+        marks=[result.mark_label(m) for m in MARKS],
+        task_marks=result.task_marks,
+        has_last_seen=any(last),
+        instances=rows,
+        goal=result.goal,
+        goal_label=result.mark_label(result.goal),
+        last_goal_s=s.last_ssh_s if result.goal == "ssh" else s.last_active_s,
+        phase_legend=phase_legend(result),
+        calls=", ".join(f"{k} {v}" for k, v in sorted(result.api_calls.items())),
         phase_cpu=doc.phase_cpu,
         group_columns=group_columns(doc.phase_cpu),
         findings_by_phase=by_phase,
@@ -147,4 +201,4 @@ def write_storm_report(run_dir: Path) -> Path:
     return write_text(run_dir / layout.REPORT_HTML, page)
 
 
-__all__ = ["STATES", "host_lines", "phases_png", "timeline_png", "write_storm_report"]
+__all__ = ["STATES", "host_lines", "phase_legend", "phases_png", "timeline_png", "write_storm_report"]

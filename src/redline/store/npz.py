@@ -138,14 +138,24 @@ def write_storm_marks(path: Path, result: StormResult) -> Path:
         "start_ns": result.start_ns,
         "end_s": result.end_s,
         "skipped": list(result.skipped),
+        # Added with the openstack driver; a file without them has no task states.
+        "task_marks": list(result.task_marks),
+        "task_phases": list(result.task_phases),
+        "last_seen": list(result.last_seen),
+        "labels": result.labels,
+        "polls": result.polls,
+        "api_calls": result.api_calls,
+        "cleanup": list(result.cleanup),
+        "stopped": result.stopped,
     }
-    return write_npz(path, meta=np.array(json.dumps(meta)), marks_s=result.marks_s)
+    return write_npz(path, meta=np.array(json.dumps(meta)), marks_s=result.marks_s, task_marks_s=result.task_marks_s)
 
 
 def read_storm_marks(path: Path) -> StormResult:
     with np.load(path, allow_pickle=False) as d:
         meta = _meta(d, STORM_SCHEMA, path)
         marks = d["marks_s"]
+        tasks = d["task_marks_s"] if "task_marks_s" in d.files else np.zeros((marks.shape[0], 0))
     return StormResult(
         run_id=meta["run_id"],
         driver=meta["driver"],
@@ -159,4 +169,13 @@ def read_storm_marks(path: Path) -> StormResult:
         interrupted=bool(meta.get("interrupted")),
         end_s=float(meta.get("end_s", float("nan"))),
         skipped=tuple(meta.get("skipped", ())),
+        task_marks=tuple(meta.get("task_marks", ())),
+        task_phases=tuple(meta.get("task_phases", ())),
+        task_marks_s=tasks,
+        last_seen=tuple(meta.get("last_seen", ())),
+        labels=dict(meta.get("labels", {})),
+        polls=int(meta.get("polls", 0)),
+        api_calls={str(k): int(v) for k, v in meta.get("api_calls", {}).items()},
+        cleanup=tuple(meta.get("cleanup", ())),
+        stopped=str(meta.get("stopped", "")),
     )
