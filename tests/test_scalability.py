@@ -135,10 +135,14 @@ def test_scale_report_draws_the_fit_over_its_points(tmp_path):
     print_scale(ScaleResult.from_json(doc))  # the terminal form renders from the same document
 
 
-def test_scale_bad_input_is_one_line(tmp_path):
+def test_scale_bad_input_is_one_line(tmp_path, monkeypatch):
     from tests.conftest import assert_one_line_error, run_redline
 
     assert "--counts" in assert_one_line_error(run_redline("scale", "--counts", "1,2"))
     assert "--repeat" in assert_one_line_error(run_redline("scale", "--repeat", "0"))
-    assert "libvirt only" in assert_one_line_error(run_redline("scale", "--driver", "openstack"))
+    # openstack: the lab's defaults, or one line saying there is neither the lab nor a cloud
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    no_lab = run_redline("scale", "--driver", "openstack", "--state-dir", str(tmp_path))
+    assert "redline lab openstack up" in assert_one_line_error(no_lab)
+    assert "--driver must be" in assert_one_line_error(run_redline("scale", "--driver", "xen"))
     assert "--memory" in assert_one_line_error(run_redline("scale", "--memory", "1"))

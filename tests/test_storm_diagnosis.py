@@ -14,6 +14,7 @@ import pytest
 
 from redline.analysis.storm_diagnosis import (
     PhaseWindow,
+    StormDiagnosis,
     diagnose_storm,
     fastest_growing_phase,
     phase_cpu,
@@ -35,12 +36,14 @@ S = 1_000_000_000_000  # the storm's start, CLOCK_MONOTONIC ns
 GROUPS = ("libvirtd", "qemu", "dnsmasq", "driver")
 
 
-def _series(cpu: np.ndarray, procs: list[tuple[ProcessInfo, np.ndarray]], interval_s: float = 1.0) -> MonitorSeries:
+def _series(
+    cpu: np.ndarray, procs: list[tuple[ProcessInfo, np.ndarray]], interval_s: float = 1.0, labels=GROUPS
+) -> MonitorSeries:
     """One row per second from the storm's start: row k covers (S + k s, S + (k + 1) s]."""
     n = cpu.shape[0]
     pct = np.column_stack([v for _, v in procs]).astype(np.float32) if procs else np.zeros((n, 0), np.float32)
     groups = {}
-    for g in GROUPS:
+    for g in labels:
         cols = [i for i, (p, _) in enumerate(procs) if g in p.groups]
         groups[g] = np.nansum(pct[:, cols], axis=1) if cols else np.full(n, np.nan, np.float32)
     return MonitorSeries(
@@ -157,6 +160,43 @@ def test_libvirtd_pinned_during_create_is_a_serialising_daemon():
     assert f.why and f.source
     # the later phases, with a quiet host, are latency-bound: no phase is left without a finding
     assert {g.figures["phase"] for g in _by_id(d.findings, "storm.latency_bound")} == {"ping", "ssh", "delete"}
+
+
+# The OpenStack lab's groups: one per service group, then libvirtd, qemu and redline's own.
+LAB_GROUPS = ("keystone", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "placement", "mariadb",
+              "rabbitmq", "libvirtd", "qemu", "driver")  # fmt: skip
+
+
+def _pinned_in_create(proc: ProcessInfo) -> StormDiagnosis:
+    cpu = _quiet()
+    cpu[:6] = [60.0, 50.0]
+    busy = np.zeros(ROWS)
+    busy[:6] = 100.0
+    s = _series(cpu, [(proc, busy), (_proc(200, "qemu-system-x86_64", "qemu"), np.full(ROWS, 2.0))], labels=LAB_GROUPS)
+    return _diagnose(s, virt_type="qemu", labels={"ssh": "guest up (console marker GUEST-UP)"})
+
+
+@pytest.mark.parametrize(
+    ("proc", "who", "fix"),
+    [
+        (_proc(301, "python3", "nova-conductor"), "nova-conductor (python3)", "[conductor] workers"),
+        (_proc(302, "nova-scheduler", "nova-scheduler"), "nova-scheduler", "[scheduler] workers"),
+        (_proc(401, "mariadbd", "mariadb"), "mariadb (mariadbd)", "innodb_buffer_pool_size"),
+        (_proc(501, "beam.smp", "rabbitmq"), "rabbitmq (beam.smp)", "RabbitMQ"),
+        (_proc(601, "uwsgi", "placement"), "placement (uwsgi)", "Placement"),  # by its group, not as Keystone's uWSGI
+    ],
+)
+def test_a_lab_service_pinned_is_named_by_its_group_with_its_own_fix(proc, who, fix):
+    d = _pinned_in_create(proc)
+    (f,) = _by_id(d.findings, "storm.serialising_daemon")
+    assert f.title.startswith(f"{who} serialises create:") and fix in f.fix
+    assert f.figures["service"] == proc.groups[0] and f.figures["name"] == proc.name
+    create = next(pc for pc in d.phase_cpu if pc.phase == "create")
+    assert create.busiest == proc.groups[0] and list(create.groups)[: len(LAB_GROUPS)] == list(LAB_GROUPS)
+    # a phase the driver names otherwise is called so in its findings, and gets no sshd advice
+    ssh = [g for g in _by_id(d.findings, "storm.latency_bound") if g.figures["phase"] == "ssh"]
+    assert ssh and ssh[0].title.startswith("guest up (console marker GUEST-UP) is latency-bound")
+    assert "sshd" not in ssh[0].why + ssh[0].fix
 
 
 def test_both_cpus_busy_with_qemu_is_a_saturated_host_naming_qemu():

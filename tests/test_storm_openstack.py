@@ -419,7 +419,8 @@ def test_cleanup_after_a_storm_timeout_deletes_what_is_left_and_says_what():
     assert "storm stopped after 0.3 s (--timeout)" in r.notes
 
 
-def test_a_compute_api_that_dies_ends_the_storm_in_one_line_keeping_the_marks(tmp_path):
+def test_a_compute_api_that_dies_ends_the_storm_in_one_line_keeping_the_marks(tmp_path, monkeypatch):
+    import redline.storm.runner as runner
     from redline.jobs.storm import run_storm_job
     from redline.store import RunFolder
 
@@ -440,6 +441,7 @@ def test_a_compute_api_that_dies_ends_the_storm_in_one_line_keeping_the_marks(tm
     line = partial_line(r)
     assert line.startswith("storm stopped: the status poll failed for ") and "partial storm: 1 of 2" in line
     assert "\n" not in line and "Traceback" not in line
+    monkeypatch.setattr(runner, "POLL_GIVE_UP_S", 0.2)  # the job uses the runner's default
     out = run_storm_job(_lab_driver(StagedCompute([list(ACTIVE)], refuse_after=3)), _lab_specs(1), plan, LAB_RUN,
                         {}, tmp_path, monitor_groups={})  # fmt: skip
     assert out.document.status == "incomplete" and "status poll failed" in (out.document.error or "")
@@ -598,6 +600,7 @@ def test_the_lab_is_the_default_cloud_unless_one_is_named(tmp_path, monkeypatch)
     assert isinstance(groups["qemu"], NamePattern) and "dnsmasq" not in groups
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # openstacksdk's own (InfluxDB), hidden by default
 def test_connect_reads_the_lab_clouds_yaml_only(tmp_path, monkeypatch, capsys):
     import socket
 
@@ -622,3 +625,30 @@ def test_connect_reads_the_lab_clouds_yaml_only(tmp_path, monkeypatch, capsys):
         f"cannot reach the Compute API of cloud 'redline-lab': connection refused (http://127.0.0.1:{port}/v3/auth/tokens)"
     )
     assert capsys.readouterr().err == ""  # keystoneauth's warnings do not reach the terminal
+
+
+def test_scale_runs_openstack_storms_to_the_console_marker(tmp_path):
+    from redline.jobs.scale import run_scale_job
+    from redline.storm.openstack_driver import storm_specs
+
+    def make(run_id, plan):
+        drv = OpenStackDriver(StagedConn(StagedCompute([list(ACTIVE)] * plan.count, console_after=0)), run_id,
+                              "img", "42", network="none", guest_marker="GUEST-UP")  # fmt: skip
+        return drv, storm_specs(run_id, plan.count), {"kind": "openstack-lab"}
+
+    def plan_for(n):
+        return StormPlan(n, n, poll_interval_s=0.02, total_timeout_s=20)
+
+    out = run_scale_job(make, [1, 2, 3], plan_for, {"kind": "openstack-lab"}, tmp_path, boot=20, monitor_groups={})
+    doc = out.document
+    assert doc.status == "complete" and [p.n for p in doc.points] == [1, 2, 3]
+    assert doc.goal_label == "guest up (console marker GUEST-UP)" and doc.labels["ssh"] == doc.goal_label
+    assert all(p.t_s > 0 and "ssh" in p.phase_median_s and "ping" not in p.phase_median_s for p in doc.points)
+
+
+def test_an_active_guest_that_never_prints_the_marker_times_out_naming_it():
+    compute = StagedCompute([list(ACTIVE)], console_after=10**6)
+    plan = StormPlan(1, 1, poll_interval_s=0.02, instance_timeout_s=0.4, total_timeout_s=20)
+    r = run_storm(_lab_driver(compute), _lab_specs(1), plan, LAB_RUN)
+    assert r.errors == ("timed out after 0.4 s waiting for guest up (console marker GUEST-UP); last seen ACTIVE",)
+    assert r.ssh_output == ("",) and compute.violations == [] and r.api_calls["console"] >= 2

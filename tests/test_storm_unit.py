@@ -216,3 +216,85 @@ def test_span_to_ssh_is_first_request_to_last_login_and_needs_every_instance():
     assert span_to_ssh_s(marks) == 8.0  # the network set-up before the first request is not counted
     marks[1, 3] = NAN
     assert span_to_ssh_s(marks) is None
+
+
+def test_task_state_rows_run_to_the_next_state_seen_and_count_who_was_seen():
+    from redline.storm.model import TaskMarks
+
+    marks = np.array([
+        [0.0, 5.0, NAN, 6.0, 7.0, 9.0],
+        [0.0, 6.0, NAN, 7.0, 8.0, 8.5],
+        [0.0, NAN, NAN, NAN, 30.0, 31.0],  # stuck in scheduling until the timeout deleted it
+    ])  # fmt: skip
+    names = ("scheduling", "block_device_mapping", "networking", "spawning", "deleting")
+    tasks = TaskMarks(names, ("create",) * 4 + ("delete",), np.array([
+        [1.0, NAN, 2.5, 3.0, 7.5],  # bdm fell between two polls: scheduling runs to networking
+        [0.5, 1.0, 2.0, 4.0, NAN],  # deleting not seen: gone at the next poll
+        [1.0, NAN, NAN, NAN, 30.5],
+    ]))  # fmt: skip
+    rows = {r.phase: r for r in phase_table(marks, ("ping",), tasks=tasks)}
+    assert list(rows) == ["create", *(f"create: {n}" for n in names[:4]), "ssh", "delete", "delete: deleting",
+                          "requested→ssh"]  # fmt: skip
+    sched = rows["create: scheduling"]
+    assert (sched.seen, sched.count, sched.min_s, sched.max_s) == (3, 2, 0.5, 1.5)  # the stuck one has no end
+    assert (rows["create: block_device_mapping"].seen, rows["create: block_device_mapping"].max_s) == (1, 1.0)
+    assert rows["create: spawning"].min_s == 2.0 and rows["create: spawning"].max_s == 2.0  # → ACTIVE
+    assert (rows["delete: deleting"].seen, rows["delete: deleting"].max_s) == (2, 1.5)
+    assert rows["create"].seen is None and rows["create"].count == 2
+    # ping skipped: ssh runs from running to the ssh mark instead of being NaN for everyone
+    assert rows["ssh"].count == 2 and rows["ssh"].min_s == 1.0
+    labelled = {r.phase: r.title for r in phase_table(marks, ("ping",), {"ssh": "guest up (console marker X)"})}
+    assert labelled["ssh"] == "guest up (console marker X)" and labelled["create"] == "create"
+    assert labelled["requested→ssh"] == "requested→guest up (console marker X)"
+    assert "requested→ssh" not in {r.phase for r in phase_table(marks, ("ping", "ssh"))}  # nothing to reach
+
+
+def test_occupancy_with_ping_skipped_shows_the_next_observed_phase():
+    marks = np.array([[0.0, 1.0, NAN, 3.0, 4.0, 5.0]])
+    st = state_at(marks, np.array([0.5, 2.0, 3.5]), skipped=("ping",))
+    assert [STATES[k] for k in st[:, 0]] == ["create", "ssh", "pre-delete"]
+    both = state_at(marks, np.array([2.0]), skipped=("ping", "ssh"))
+    assert STATES[both[0, 0]] == "pre-delete"
+
+
+def test_a_failing_status_poll_is_retried_then_ends_the_storm_with_one_reason():
+    class Flaky(FakeDriver):
+        def __init__(self, fail_from, fail_until=None):
+            super().__init__(boot_s=0.05, ssh_s=0.05)
+            self.fail_from, self.fail_until = fail_from, fail_until
+
+        def poll(self):
+            if self.fail_from <= self.polls < (self.fail_until or 10**9):
+                self.polls += 1
+                raise ConnectionError("libvirtd went away")
+            return super().poll()
+
+    # a blip: two failed polls, then the storm goes on and completes
+    d = Flaky(fail_from=2, fail_until=4)
+    r = run_storm(d, _specs(2), StormPlan(2, 2, poll_interval_s=0.05, ping=False), "run1", poll_give_up_s=5)
+    assert r.errors == ("", "") and not r.stopped and r.polls == d.polls
+    assert any(n.startswith("status poll failed at") for n in r.notes)
+    assert any(n.startswith("status poll answered again after") for n in r.notes)
+    # dead for good: stopped after poll_give_up_s, every instance failed with the reason, cleanup ran
+    d = Flaky(fail_from=3)
+    t0 = time.monotonic()
+    r = run_storm(d, _specs(2), StormPlan(2, 2, poll_interval_s=0.05, ping=False), "run1", poll_give_up_s=0.3)
+    assert time.monotonic() - t0 < 3 and d.cleaned
+    assert r.stopped.startswith("the status poll failed for") and "libvirtd went away" in r.stopped
+    assert all(e == "storm stopped: the status poll failed" for e in r.errors)
+
+
+def test_a_create_request_that_hangs_is_bounded_by_the_instance_timeout():
+    class Hanging(FakeDriver):
+        def launch(self, spec):
+            if spec.index == 1:  # nova-api blocked on a dead RabbitMQ, until the request's own timeout
+                time.sleep(1.0)
+                raise RuntimeError("timed out")
+            super().launch(spec)
+
+    d = Hanging(boot_s=0.05, ssh_s=100.0)
+    t0 = time.monotonic()
+    r = run_storm(d, _specs(2), StormPlan(2, 2, poll_interval_s=0.05, instance_timeout_s=0.3, ping=False), "run1")
+    assert time.monotonic() - t0 < 3 and d.cleaned
+    assert r.errors[1] == "timed out after 0.3 s waiting for the create request to return"
+    assert r.errors[0].startswith("timed out after 0.3 s waiting for ssh")

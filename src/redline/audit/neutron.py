@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from redline.audit.facts import cpu_count, get, ini
+from redline.audit.parse import wsgi_processes
 from redline.audit.registry import AuditParams, CheckOutcome, bad, check, ev, ok, skip
 from redline.audit.snapshot import Snapshot
 from redline.model.finding import Change, Severity
 
 NEUTRON = "/etc/neutron/neutron.conf"
+ML2 = "/etc/neutron/plugins/ml2/ml2_conf.ini"
 SEED000 = "seed 000 (N network-server processes; rootwrap ~6x per command)"
+
+
+def _agentless(s: Snapshot) -> bool:
+    """An API-only Neutron: ML2 with no mechanism driver has no agent to talk to."""
+    ml2 = ini(s, ML2)
+    drivers = get(ml2, "ml2", "mechanism_drivers") if ml2 else None
+    return drivers is not None and not drivers.strip() and not s.glob("/etc/neutron/*_agent.ini")
 
 
 @check("neutron.rpc_workers", "neutron RPC workers", SEED000 + "; neutron configuration reference")
@@ -23,6 +32,9 @@ def rpc_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
         "Agents report port and security-group changes to neutron-server over RPC; during a boot "
         "storm every port is an RPC round trip, and too few RPC worker processes queue them."
     )
+    if _agentless(s):
+        return ok(why + " Here no agent reports: ML2 has no mechanism drivers.",
+                  ev(ML2, "[ml2] mechanism_drivers is empty"))  # fmt: skip
     if raw is None:
         return ok(why + " Unset: neutron picks a count from CPUs.", ev(NEUTRON, "[DEFAULT] rpc_workers not set"))
     n = int(raw) if raw.strip().isdigit() else 0
@@ -46,6 +58,17 @@ def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     raw = get(conf, "DEFAULT", "api_workers")
     cpus = cpu_count(s)
     why = "neutron-server's DB calls block its green threads; N API processes serve N requests at once."
+    wsgi = [(path, n) for path in s.glob("/etc/neutron/gunicorn*.py") + s.glob("/etc/neutron/*uwsgi*.ini")
+            if (n := wsgi_processes(s.text(path) or "", "gunicorn" if path.endswith(".py") else "uwsgi")) is not None]  # fmt: skip
+    if wsgi:
+        # Under a WSGI server its process count is what serves requests; api_workers is not read.
+        evidence = [ev(path, f"processes = {n}") for path, n in wsgi] + [
+            ev("/sys/devices/system/cpu/online", f"{cpus} CPUs")
+        ]
+        if all(n >= cpus for _, n in wsgi):
+            return ok(why, *evidence)
+        return bad(Severity.MEDIUM, why, f"Run {cpus} WSGI processes (gunicorn `workers = {cpus}`, uWSGI `processes = {cpus}`).",
+                   *evidence)  # fmt: skip
     if raw is None:
         return ok(why + " Unset: one per CPU.", ev(NEUTRON, "[DEFAULT] api_workers not set"))
     n = int(raw) if raw.strip().isdigit() else 0
@@ -67,6 +90,8 @@ def root_helper_daemon(s: Snapshot, p: AuditParams) -> CheckOutcome:
     confs = {path: c for path in paths if (c := ini(s, path)) is not None}
     if NEUTRON not in confs:
         return skip("no /etc/neutron/neutron.conf")
+    if _agentless(s):
+        return skip("no Neutron agents here (ML2 has no mechanism drivers): nothing runs rootwrap")
     why = (
         "Agents run ip, iptables and ovs-vsctl as root many times per port. Without the rootwrap "
         "daemon each call forks a fresh rootwrap interpreter (~6x the command's cost in seed 000) "

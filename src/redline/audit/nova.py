@@ -76,6 +76,11 @@ def _api_processes(s: Snapshot) -> list[tuple[str, int]]:
             n = wsgi_processes(s.text(path) or "", "uwsgi")
             if n is not None:
                 found.append((path, n))
+    for path in s.glob("/etc/nova/gunicorn*.py"):
+        if "metadata" not in path.rsplit("/", 1)[-1]:
+            n = wsgi_processes(s.text(path) or "", "gunicorn")
+            if n is not None:
+                found.append((path, n))
     for path in s.glob("/etc/apache2/sites-enabled/*.conf") + s.glob("/etc/httpd/conf.d/*.conf"):
         text = s.text(path) or ""
         if "nova-api" in text or "nova-osapi" in text or "nova.wsgi" in text:
@@ -93,7 +98,9 @@ def _api_processes(s: Snapshot) -> list[tuple[str, int]]:
 def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     found = _api_processes(s)
     if not found:
-        return skip("no nova-api WSGI configuration (uWSGI ini, Apache vhost, osapi_compute_workers) on this host")
+        return skip(
+            "no nova-api WSGI configuration (uWSGI ini, gunicorn config, Apache vhost, osapi_compute_workers) on this host"
+        )
     cpus = cpu_count(s)
     why = (
         "nova-api answers each request in a process whose DB calls block; N processes serve N "
@@ -108,7 +115,7 @@ def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
     return bad(
         Severity.MEDIUM,
         why,
-        f"Run {cpus} processes (uWSGI `processes = {cpus}`, mod_wsgi `processes={cpus}`).",
+        f"Run {cpus} processes (uWSGI `processes = {cpus}`, gunicorn `workers = {cpus}`, mod_wsgi `processes={cpus}`).",
         *evidence,
     )
 

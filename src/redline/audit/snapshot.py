@@ -50,6 +50,7 @@ FILE_PATTERNS: tuple[str, ...] = (
     "/proc/meminfo",
     "/etc/nova/nova.conf",
     "/etc/nova/*uwsgi*.ini",
+    "/etc/nova/gunicorn*.py",
     "/etc/keystone/keystone.conf",
     "/etc/keystone/*uwsgi*.ini",
     "/etc/keystone/gunicorn*.py",
@@ -58,6 +59,8 @@ FILE_PATTERNS: tuple[str, ...] = (
     "/etc/apache2/sites-enabled/*.conf",
     "/etc/httpd/conf.d/*.conf",
     "/etc/neutron/neutron.conf",
+    "/etc/neutron/*uwsgi*.ini",
+    "/etc/neutron/gunicorn*.py",
     "/etc/neutron/*_agent.ini",
     "/etc/neutron/plugins/ml2/*.ini",
 )

@@ -48,6 +48,7 @@ from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
 from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401
 from redline.cli import lab_keystone as _lab_keystone  # noqa: E402,F401
+from redline.cli import lab_openstack as _lab_openstack  # noqa: E402,F401
 from redline.cli import report as _report  # noqa: E402,F401
 from redline.cli import run as _run  # noqa: E402,F401
 from redline.cli import scale as _scale  # noqa: E402,F401

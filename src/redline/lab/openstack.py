@@ -18,6 +18,7 @@ Layout of the state directory:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import shutil
@@ -26,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,16 +42,20 @@ from redline.lab.openstack_conf import (
     ML2_CONF,
     SERVICE_PROJECT,
     SERVICE_USERS,
+    WSGI_APPS,
     Ports,
     Secrets,
     clouds_yaml,
     glance_conf,
+    gunicorn_conf,
     keystone_conf,
     keystone_url,
     neutron_conf,
     nova_api_conf,
     nova_conf,
     placement_conf,
+    wsgi_workers,
+    wsgi_wrapper,
 )
 from redline.lab.openstack_knobs import OpenStackKnobs
 from redline.lab.openstack_procs import (
@@ -62,6 +68,7 @@ from redline.lab.openstack_procs import (
     memcached,
     rabbitmq,
     wait_port,
+    wsgi_module,
 )
 from redline.lab.openstack_state import (
     CLOUD,
@@ -96,8 +103,7 @@ def _fresh_state_dir(d: Path) -> None:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-        for sub in ("log", "etc/keystone", "etc/placement", "etc/glance", "etc/neutron/plugins/ml2", "etc/nova",
-                    "keystone", "glance/images", "glance/staging", "glance/tasks", "nova/instances", "nova/lock",
+        for sub in ("log", "keystone", "glance/images", "glance/staging", "glance/tasks", "nova/instances", "nova/lock",
                     "neutron/lock", "glance/lock"):  # fmt: skip
             (d / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -176,10 +182,67 @@ def up(
     return state
 
 
+@dataclass(frozen=True)
+class ConfigTree:
+    """Where write_config_tree put each service's files (under <state>/etc, an audit root)."""
+
+    root: Path
+    keystone: Path
+    placement: Path
+    glance: Path
+    neutron: Path
+    ml2: Path
+    nova: Path
+
+    def gunicorn(self, name: str) -> Path:
+        return self.root / "etc" / _ETC_OF[name] / f"gunicorn-{name}.conf.py"
+
+
+_ETC_OF = {name: etc for name, etc, _ in WSGI_APPS}
+
+
+def write_config_tree(knobs: OpenStackKnobs, d: Path, ports: Ports, sec: Secrets, venv: Path,
+                      virt_type: str) -> ConfigTree:  # fmt: skip
+    """Every configuration file of the lab, laid out as on a controller (`<d>/etc/<service>/`),
+    with links to the host's CPU list and the lab's libvirtd.conf so that `redline audit
+    --root <d>` reads the tree as it would read `/` on a cloud's host."""
+    etc = d / "etc"
+    for sub in ("keystone", "placement", "glance", "neutron/plugins/ml2", "nova", "libvirt"):
+        (etc / sub).mkdir(parents=True, exist_ok=True)
+    t = ConfigTree(d, etc / "keystone" / "keystone.conf", etc / "placement" / "placement.conf",
+                   etc / "glance" / "glance-api.conf", etc / "neutron" / "neutron.conf",
+                   etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini", etc / "nova" / "nova.conf")  # fmt: skip
+    _write(t.keystone, keystone_conf(knobs, d, ports, sec))
+    _write(t.placement, placement_conf(d, ports, sec))
+    _write(t.glance, glance_conf(d, ports, sec))
+    _write(t.neutron, neutron_conf(knobs, d, ports, sec))
+    _write(t.ml2, ML2_CONF)
+    _write(t.nova, nova_conf(knobs, d, ports, sec, venv, virt_type, HOST))
+    _write(etc / "nova" / "nova-api.conf", nova_api_conf(d))
+    for src, dst in (("glance/glance-api-paste.ini", "glance/glance-api-paste.ini"),
+                     ("neutron/api-paste.ini", "neutron/api-paste.ini"), ("nova/api-paste.ini", "nova/api-paste.ini")):  # fmt: skip
+        shutil.copy(venv / "etc" / src, etc / dst)
+    wsgi = d / "wsgi"
+    wsgi.mkdir(exist_ok=True)
+    for name, _, module in WSGI_APPS:
+        (wsgi / f"{wsgi_module(name)}.py").write_text(wsgi_wrapper(module))
+        port = getattr(ports, name.replace("-", "_"))
+        _write(t.gunicorn(name), gunicorn_conf(name, port, wsgi_workers(knobs, name), wsgi))
+    # The host's kernel view and packages: the lab runs on this host, its host checks are this host's.
+    host = [(rel, Path("/") / rel) for rel in ("proc", "sys", "dev", "usr/sbin/libvirtd", "var/lib/dpkg/status")]
+    for rel, target in (*host, ("etc/libvirt/libvirtd.conf", d / "libvirt" / "libvirtd.conf"),
+                        ("etc/libvirt/qemu.conf", Path("/etc/libvirt/qemu.conf"))):  # fmt: skip
+        link = d / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    return t
+
+
 def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daemons: LibvirtDaemons,
               on_step: Callable[[str], None]) -> OpenStackLabState:  # fmt: skip
     ports = Ports(*(free_port() for _ in range(7)))
-    etc = d / "etc"
     on_step(f"starting memcached on 127.0.0.1:{ports.memcached}")
     memcached(started, d, ports.memcached)
     db = keystone_db.start("mariadb", d, on_step=on_step, names=DATABASES)
@@ -188,14 +251,15 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     rabbitmq(started, d, ports.rabbitmq)
     sec = Secrets(secrets.token_hex(12), secrets.token_hex(12), {n: db.url(n) for n in DATABASES},
                   f"rabbit://guest:guest@127.0.0.1:{ports.rabbitmq}/")  # fmt: skip
-    _write(d / SECRETS_FILE, f'{{"admin_password": "{sec.admin_password}"}}\n')
-    py = str(venv / "bin")
+    _write(d / SECRETS_FILE, json.dumps({"admin_password": sec.admin_password}) + "\n")
+    virt_type = "kvm" if knobs.libvirt.virt == "kvm" else "qemu"  # KVM guests hang here: TCG unless asked
+    daemons.prepare()  # libvirtd.conf exists before the tree links to it
+    tree = write_config_tree(knobs, d, ports, sec, venv, virt_type)
+    bin_ = venv / "bin"
 
     # Keystone
-    kconf = etc / "keystone" / "keystone.conf"
-    _write(kconf, keystone_conf(knobs, d, ports, sec))
-    kenv = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=str(kconf))
-    km = [f"{py}/keystone-manage", "--config-file", str(kconf)]
+    kenv = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=str(tree.keystone))
+    km = [str(bin_ / "keystone-manage"), "--config-file", str(tree.keystone)]
     on_step("keystone-manage db_sync")
     manage([*km, "db_sync"], "keystone-manage db_sync", kenv)
     for step in ("fernet_setup", "credential_setup"):
@@ -208,8 +272,7 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     on_step(
         f"starting Keystone ({knobs.keystone_processes} processes, cache {knobs.keystone_cache}) on :{ports.keystone}"
     )
-    proc, svc = gunicorn(started, venv, d, "keystone", "keystone", "keystone.wsgi.api", ports.keystone,
-                         knobs.keystone_processes, kenv)  # fmt: skip
+    proc, svc = gunicorn(started, venv, d, "keystone", tree.gunicorn("keystone"), ports.keystone, kenv)
     wait_port(ports.keystone, proc, svc, _START_TIMEOUT_S)
     token = _await(lambda: _try_token(url, sec.admin_password), [(proc, svc)], "Keystone issuing a token")
     ks = Api(url, token, "Keystone")
@@ -223,40 +286,21 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     })  # fmt: skip
 
     # Placement, Glance, Neutron: schema first, then the API server.
-    pconf = etc / "placement" / "placement.conf"
-    _write(pconf, placement_conf(d, ports, sec))
-    penv = dict(os.environ, OS_PLACEMENT_CONFIG_DIR=str(pconf.parent))
-    on_step("placement-manage db sync")
-    manage([f"{py}/placement-manage", "--config-file", str(pconf), "db", "sync"], "placement-manage db sync", penv)
-    gconf = etc / "glance" / "glance-api.conf"
-    _write(gconf, glance_conf(d, ports, sec))
-    shutil.copy(venv / "etc" / "glance" / "glance-api-paste.ini", gconf.parent / "glance-api-paste.ini")
-    genv = dict(os.environ, OS_GLANCE_CONFIG_DIR=str(gconf.parent))
-    on_step("glance-manage db_sync")
-    manage([f"{py}/glance-manage", "--config-file", str(gconf), "db_sync"], "glance-manage db_sync", genv)
-    nconf, ml2 = etc / "neutron" / "neutron.conf", etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini"
-    _write(nconf, neutron_conf(knobs, d, ports, sec))
-    ml2.write_text(ML2_CONF)
-    shutil.copy(venv / "etc" / "neutron" / "api-paste.ini", nconf.parent / "api-paste.ini")
-    nenv = dict(os.environ, OS_NEUTRON_CONFIG_DIR=str(nconf.parent),
+    penv = dict(os.environ, OS_PLACEMENT_CONFIG_DIR=str(tree.placement.parent))
+    genv = dict(os.environ, OS_GLANCE_CONFIG_DIR=str(tree.glance.parent))
+    nenv = dict(os.environ, OS_NEUTRON_CONFIG_DIR=str(tree.neutron.parent),
                 OS_NEUTRON_CONFIG_FILES="neutron.conf;plugins/ml2/ml2_conf.ini")  # fmt: skip
-    on_step("neutron-db-manage upgrade heads")
-    manage([f"{py}/neutron-db-manage", "--config-file", str(nconf), "--config-file", str(ml2), "upgrade", "heads"],
-           "neutron-db-manage upgrade heads", nenv)  # fmt: skip
-    apis = [
-        gunicorn(started, venv, d, "placement", "placement", "placement.wsgi.api", ports.placement, 1, penv),
-        gunicorn(started, venv, d, "glance", "glance", "glance.wsgi.api", ports.glance, 1, genv),
-        gunicorn(started, venv, d, "neutron", "neutron", "neutron.wsgi.api", ports.neutron,
-                 knobs.neutron_api_workers, nenv),
-    ]  # fmt: skip
+    on_step("placement-manage db sync, glance-manage db_sync, neutron-db-manage upgrade heads")
+    manage([str(bin_ / "placement-manage"), "--config-file", str(tree.placement), "db", "sync"],
+           "placement-manage db sync", penv)  # fmt: skip
+    manage([str(bin_ / "glance-manage"), "--config-file", str(tree.glance), "db_sync"], "glance-manage db_sync", genv)
+    manage([str(bin_ / "neutron-db-manage"), "--config-file", str(tree.neutron), "--config-file", str(tree.ml2),
+            "upgrade", "heads"], "neutron-db-manage upgrade heads", nenv)  # fmt: skip
+    apis = [gunicorn(started, venv, d, name, tree.gunicorn(name), getattr(ports, name), env)
+            for name, env in (("placement", penv), ("glance", genv), ("neutron", nenv))]  # fmt: skip
 
     # Nova: the cells v2 databases, then its four services.
-    vconf = etc / "nova" / "nova.conf"
-    virt_type = "kvm" if knobs.libvirt.virt == "kvm" else "qemu"  # KVM guests hang here: TCG unless asked
-    _write(vconf, nova_conf(knobs, d, ports, sec, venv, virt_type, HOST))
-    _write(etc / "nova" / "nova-api.conf", nova_api_conf(d))
-    shutil.copy(venv / "etc" / "nova" / "api-paste.ini", etc / "nova" / "api-paste.ini")
-    nm = [f"{py}/nova-manage", "--config-file", str(vconf)]
+    nm = [str(bin_ / "nova-manage"), "--config-file", str(tree.nova)]
     on_step("nova-manage api_db sync, cell_v2 map_cell0 / create_cell, db sync")
     manage([*nm, "api_db", "sync"], "nova-manage api_db sync")
     manage([*nm, "cell_v2", "map_cell0", "--database_connection", sec.databases["nova_cell0"]], "nova-manage map_cell0")
@@ -264,12 +308,11 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     manage([*nm, "db", "sync"], "nova-manage db sync")
     on_step("starting libvirtd")
     daemons.start()
-    venv_env = dict(os.environ, OS_NOVA_CONFIG_DIR=str(etc / "nova"),
+    vapi_env = dict(os.environ, OS_NOVA_CONFIG_DIR=str(tree.nova.parent),
                     OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf;nova-api.conf")  # fmt: skip
-    apis.append(gunicorn(started, venv, d, "nova-api", "nova-api", "nova.wsgi.osapi_compute", ports.nova_api,
-                         knobs.nova_api_workers, venv_env))  # fmt: skip
+    apis.append(gunicorn(started, venv, d, "nova-api", tree.gunicorn("nova-api"), ports.nova_api, vapi_env))
     nova_daemons = [
-        daemon(started, venv, d, name, [vconf]) for name in ("nova-conductor", "nova-scheduler", "nova-compute")
+        daemon(started, venv, d, name, [tree.nova]) for name in ("nova-conductor", "nova-scheduler", "nova-compute")
     ]
     for proc, svc in apis:
         on_step(f"waiting for {svc.name} on :{svc.port}")

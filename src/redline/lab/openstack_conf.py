@@ -244,3 +244,32 @@ def wsgi_wrapper(module: str) -> str:
     """A module gunicorn loads instead of the service's own: oslo.config parses sys.argv in
     Neutron and Placement, and would refuse gunicorn's own arguments."""
     return f"import sys\n\nsys.argv = sys.argv[:1]\nfrom {module} import application  # noqa: E402,F401\n"
+
+
+# (service, its config directory under etc/, the module gunicorn serves)
+WSGI_APPS = (
+    ("keystone", "keystone", "keystone.wsgi.api"),
+    ("placement", "placement", "placement.wsgi.api"),
+    ("glance", "glance", "glance.wsgi.api"),
+    ("neutron", "neutron", "neutron.wsgi.api"),
+    ("nova-api", "nova", "nova.wsgi.osapi_compute"),
+)
+
+
+def wsgi_workers(k: OpenStackKnobs, name: str) -> int:
+    return {"keystone": k.keystone_processes, "neutron": k.neutron_api_workers, "nova-api": k.nova_api_workers}.get(
+        name, 1
+    )
+
+
+def gunicorn_conf(name: str, port: int, workers: int, wsgi_dir: Path) -> str:
+    """gunicorn's settings for one API (a file, so that the audit reads the process count
+    where an operator's deployment keeps it). Sync workers: one request per process."""
+    return f"""# redline lab openstack: {name}
+bind = "127.0.0.1:{port}"
+workers = {workers}
+timeout = 300
+graceful_timeout = 5
+pythonpath = "{wsgi_dir}"
+proc_name = "{name}"
+"""

@@ -168,28 +168,16 @@ def rabbitmq(started: Started, d: Path, port: int) -> None:
 
 
 def gunicorn(
-    started: Started,
-    venv: Path,
-    d: Path,
-    name: str,
-    group: str,
-    module: str,
-    port: int,
-    workers: int,
-    env: dict[str, str],
+    started: Started, venv: Path, d: Path, name: str, conf: Path, port: int, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], OpenStackService]:
-    """A WSGI app under gunicorn on 127.0.0.1:`port` with `workers` processes (sync, one request each)."""
-    from redline.lab.openstack_conf import wsgi_wrapper
+    """A WSGI app under gunicorn with the settings in `conf` (lab/openstack_conf.gunicorn_conf),
+    served from the shim module lab/openstack_conf.wsgi_wrapper wrote for it."""
+    args = [str(venv / "bin" / "gunicorn"), "-c", str(conf), f"{wsgi_module(name)}:application"]
+    return started.spawn(name, name, args, d / "log" / f"{name}.gunicorn.log", port, env)
 
-    wsgi = d / "wsgi"
-    wsgi.mkdir(exist_ok=True)
-    shim = name.replace("-", "_") + "_app"
-    (wsgi / f"{shim}.py").write_text(wsgi_wrapper(module))
-    log = d / "log" / f"{name}.gunicorn.log"
-    args = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--timeout", "300", "--graceful-timeout", "5", "--pythonpath", str(wsgi), "--name", name,
-            f"{shim}:application"]  # fmt: skip
-    return started.spawn(name, group, args, log, port, env)
+
+def wsgi_module(name: str) -> str:
+    return name.replace("-", "_") + "_app"
 
 
 def daemon(

@@ -134,7 +134,9 @@ def run_storm(
             if not math.isnan(marks[i, GONE]):
                 return True
             d = deletes.get(i)
-            if d is None or not d.done():
+            if d is None:  # a create request that never returned: the cleanup deletes what it made
+                return bool(errors[i]) and not launches[i].done()
+            if not d.done():
                 return False
             return d.exception() is not None or t - marks[i, DEL] > plan.instance_timeout_s
 
@@ -159,6 +161,12 @@ def run_storm(
             i = s.index
             f = launches[i]
             if not f.done():
+                # A hung create (nova-api waiting on a dead RabbitMQ) is bounded like any other wait;
+                # one still queued behind --concurrency has no request time yet and is not.
+                if not errors[i] and t_poll - marks[i, R] > plan.instance_timeout_s:
+                    errors[i] = (
+                        f"timed out after {plan.instance_timeout_s:g} s waiting for the create request to return"
+                    )
                 return
             if f.exception() is not None and i not in deletes:
                 want_delete(i, f"launch failed: {f.exception()}")
@@ -224,6 +232,8 @@ def run_storm(
                     if np.isfinite(marks[i, : SSH + 1]).any()
                     else "running"
                 )
+                if stage == "ping" and "ping" in skipped:  # nobody waits for a phase that is not observed
+                    stage = "ssh"
                 waiting = labels.get(stage, stage)
                 want_delete(i, f"timed out after {plan.instance_timeout_s:g} s waiting for {waiting}")
 
