@@ -187,7 +187,9 @@ class StagedCompute:
         assert url.endswith("/action") and "os-getConsoleOutput" in json
         s = self.servers[sid]
         with self.lock:
-            if self._stage(s) != "active":
+            # Only ACTIVE ones; a call already on its way when the delete was requested may land
+            # just after it (ACTIVE/deleting), never one for a server still building.
+            if self._stage(s) not in ("active", "deleting"):
                 self.violations.append(f"console of {s['name']} while {self._stage(s)}")
             self.in_flight[sid] = self.in_flight.get(sid, 0) + 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight[sid])

@@ -62,13 +62,13 @@ def api_workers(s: Snapshot, p: AuditParams) -> CheckOutcome:
             if (n := wsgi_processes(s.text(path) or "", "gunicorn" if path.endswith(".py") else "uwsgi")) is not None]  # fmt: skip
     if wsgi:
         # Under a WSGI server its process count is what serves requests; api_workers is not read.
-        evidence = [ev(path, f"processes = {n}") for path, n in wsgi] + [
+        served = [ev(path, f"processes = {n}") for path, n in wsgi] + [
             ev("/sys/devices/system/cpu/online", f"{cpus} CPUs")
         ]
         if all(n >= cpus for _, n in wsgi):
-            return ok(why, *evidence)
+            return ok(why, *served)
         return bad(Severity.MEDIUM, why, f"Run {cpus} WSGI processes (gunicorn `workers = {cpus}`, uWSGI `processes = {cpus}`).",
-                   *evidence)  # fmt: skip
+                   *served)  # fmt: skip
     if raw is None:
         return ok(why + " Unset: one per CPU.", ev(NEUTRON, "[DEFAULT] api_workers not set"))
     n = int(raw) if raw.strip().isdigit() else 0

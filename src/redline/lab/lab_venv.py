@@ -36,6 +36,17 @@ def _installed(vdir: Path, packages: tuple[str, ...]) -> bool:
     return subprocess.run([str(py), "-c", probe, *packages], capture_output=True).returncode == 0
 
 
+def _installer(vdir: Path) -> list[str]:
+    """uv when redline's environment has it (a dependency: it installs the OpenStack lab's ~150
+    packages in ~25 s where pip takes ~3 min here), else the venv's own pip."""
+    try:
+        from uv import find_uv_bin
+
+        return [find_uv_bin(), "pip", "install", "--python", str(vdir / "bin" / "python")]
+    except (ImportError, FileNotFoundError):
+        return [str(vdir / "bin" / "pip"), "install", "--progress-bar", "off"]
+
+
 def ensure(kind: str, packages: tuple[str, ...], on_line: Callable[[str], None] | None = None) -> Path:
     """The venv of `kind` with `packages` installed; installs what is missing (pip's output
     lines go to `on_line`, for a progress display)."""
@@ -48,7 +59,7 @@ def ensure(kind: str, packages: tuple[str, ...], on_line: Callable[[str], None] 
             venv.EnvBuilder(with_pip=True).create(vdir)
     except OSError as exc:
         raise UserError(f"cannot create the {kind} virtualenv in {vdir}: {exc.strerror or exc}") from None
-    cmd = [str(vdir / "bin" / "pip"), "install", "--progress-bar", "off", *packages]
+    cmd = [*_installer(vdir), *packages]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     tail: list[str] = []
     assert proc.stdout is not None

@@ -222,8 +222,10 @@ def run_storm(
                             want_delete(i)
                             return
                         ssh_tries.pop(i)
-                    if i not in ssh_tries:  # at most one attempt in flight per instance
-                        ssh_tries[i] = ssh_pool.submit(_timed_ssh, driver, s, now_s)
+                    # At most one attempt in flight per instance, and none once it is past its
+                    # timeout (it is deleted just below): a console call on a deleted server is waste.
+                    if i not in ssh_tries and t_poll - marks[i, R] <= plan.instance_timeout_s:
+                        ssh_tries[i] = ssh_pool.submit(_timed_ssh, driver, s, now_s, lambda i=i: i not in deletes)
                 elif not math.isnan(marks[i, SSH]):
                     want_delete(i)
             if math.isnan(marks[i, SSH]) and i not in deletes and t_poll - marks[i, R] > plan.instance_timeout_s:
@@ -311,7 +313,11 @@ def run_storm(
     )  # fmt: skip
 
 
-def _timed_ssh(driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float]) -> tuple[SshOutcome, float]:
+def _timed_ssh(
+    driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float], wanted: Callable[[], bool]
+) -> tuple[SshOutcome, float]:
+    if not wanted():  # queued behind busy workers while its instance was deleted
+        return SshOutcome(False, "not attempted: deleted"), now_s()
     try:
         out = driver.ssh(spec)
     except Exception as exc:  # noqa: BLE001 — a failed attempt; the next poll tries again
