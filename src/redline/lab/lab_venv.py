@@ -42,7 +42,8 @@ def _installer(vdir: Path) -> list[str]:
     try:
         from uv import find_uv_bin
 
-        return [find_uv_bin(), "pip", "install", "--python", str(vdir / "bin" / "python")]
+        # Bytecode at install time: else every service compiles it on its first start, all at once.
+        return [find_uv_bin(), "pip", "install", "--compile-bytecode", "--python", str(vdir / "bin" / "python")]
     except (ImportError, FileNotFoundError):
         return [str(vdir / "bin" / "pip"), "install", "--progress-bar", "off"]
 

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,11 @@ def write_config_tree(knobs: OpenStackKnobs, d: Path, ports: Ports, sec: Secrets
 def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daemons: LibvirtDaemons,
               on_step: Callable[[str], None]) -> OpenStackLabState:  # fmt: skip
     ports = Ports(*(free_port() for _ in range(7)))
+    # The guest image (Debian packages fetched and unpacked: a minute on a fresh machine) is
+    # built while the services start; it is needed only at the end.
+    builder = ThreadPoolExecutor(1, thread_name_prefix="guest-image")
+    image_built = builder.submit(build_image, d)
+    builder.shutdown(wait=False)
     on_step(f"starting memcached on 127.0.0.1:{ports.memcached}")
     memcached(started, d, ports.memcached)
     db = keystone_db.start("mariadb", d, on_step=on_step, names=DATABASES)
@@ -291,11 +297,15 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     nenv = dict(os.environ, OS_NEUTRON_CONFIG_DIR=str(tree.neutron.parent),
                 OS_NEUTRON_CONFIG_FILES="neutron.conf;plugins/ml2/ml2_conf.ini")  # fmt: skip
     on_step("placement-manage db sync, glance-manage db_sync, neutron-db-manage upgrade heads")
-    manage([str(bin_ / "placement-manage"), "--config-file", str(tree.placement), "db", "sync"],
-           "placement-manage db sync", penv)  # fmt: skip
-    manage([str(bin_ / "glance-manage"), "--config-file", str(tree.glance), "db_sync"], "glance-manage db_sync", genv)
-    manage([str(bin_ / "neutron-db-manage"), "--config-file", str(tree.neutron), "--config-file", str(tree.ml2),
-            "upgrade", "heads"], "neutron-db-manage upgrade heads", nenv)  # fmt: skip
+    syncs = [
+        ([str(bin_ / "placement-manage"), "--config-file", str(tree.placement), "db", "sync"], "placement-manage db sync", penv),
+        ([str(bin_ / "glance-manage"), "--config-file", str(tree.glance), "db_sync"], "glance-manage db_sync", genv),
+        ([str(bin_ / "neutron-db-manage"), "--config-file", str(tree.neutron), "--config-file", str(tree.ml2), "upgrade",
+          "heads"], "neutron-db-manage upgrade heads", nenv),
+    ]  # fmt: skip
+    with ThreadPoolExecutor(len(syncs)) as pool:  # three schemas, independent of each other
+        for done in [pool.submit(manage, *args) for args in syncs]:
+            done.result()
     apis = [gunicorn(started, venv, d, name, tree.gunicorn(name), getattr(ports, name), env)
             for name, env in (("placement", penv), ("glance", genv), ("neutron", nenv))]  # fmt: skip
 
@@ -326,8 +336,8 @@ def _bring_up(knobs: OpenStackKnobs, d: Path, venv: Path, started: Started, daem
     on_step("waiting for nova-compute to report, then mapping it to cell1")
     _await(lambda: _compute_up(nova), nova_daemons + apis, "nova-compute reporting as up")
     _await(lambda: _discover(nm), nova_daemons, "the compute host mapped to cell1", timeout=120)
-    on_step("building / uploading the guest image (aki, ari, ami) and the flavor")
-    image = build_image(d)
+    on_step("uploading the guest image (aki, ari, ami) and creating the flavor")
+    image = image_built.result()
     disk = d / "image" / "disk.raw"
     if not disk.exists():
         with open(disk, "wb") as fh:

@@ -75,9 +75,11 @@ class Started:
         log: Path,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        service_log: Path | None = None,
     ) -> tuple[subprocess.Popen[bytes], OpenStackService]:
+        """Start `args` with stdout/stderr to `log`; `service_log` is where it logs itself, if elsewhere."""
         proc = spawn_detached(args, log, env=env)
-        return proc, self.add(OpenStackService(name, proc.pid, port, str(log), group))
+        return proc, self.add(OpenStackService(name, proc.pid, port, str(service_log or log), group))
 
     def stop_all(self, on_step: Callable[[str], None] = lambda s: None) -> list[str]:
         """Stop every recorded process, last started first; what was stopped."""
@@ -191,7 +193,7 @@ def daemon(
         "--log-file",
         str(log),
     ]
-    return started.spawn(name, name, args, d / "log" / f"{name}.out", None, env)
+    return started.spawn(name, name, args, d / "log" / f"{name}.out", None, env, service_log=log)
 
 
 def manage(cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 
 import numpy as np
@@ -225,7 +226,7 @@ def run_storm(
                     # At most one attempt in flight per instance, and none once it is past its
                     # timeout (it is deleted just below): a console call on a deleted server is waste.
                     if i not in ssh_tries and t_poll - marks[i, R] <= plan.instance_timeout_s:
-                        ssh_tries[i] = ssh_pool.submit(_timed_ssh, driver, s, now_s, lambda i=i: i not in deletes)
+                        ssh_tries[i] = ssh_pool.submit(_timed_ssh, driver, s, now_s, partial(deletes.__contains__, i))
                 elif not math.isnan(marks[i, SSH]):
                     want_delete(i)
             if math.isnan(marks[i, SSH]) and i not in deletes and t_poll - marks[i, R] > plan.instance_timeout_s:
@@ -314,9 +315,9 @@ def run_storm(
 
 
 def _timed_ssh(
-    driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float], wanted: Callable[[], bool]
+    driver: StormDriver, spec: InstanceSpec, now_s: Callable[[], float], deleted: Callable[[], bool]
 ) -> tuple[SshOutcome, float]:
-    if not wanted():  # queued behind busy workers while its instance was deleted
+    if deleted():  # queued behind busy workers while its instance was deleted
         return SshOutcome(False, "not attempted: deleted"), now_s()
     try:
         out = driver.ssh(spec)
