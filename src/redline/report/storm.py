@@ -145,8 +145,8 @@ def phase_legend(result: StormResult) -> str:
         if name in result.skipped:
             continue
         label = result.phase_label(name)
-        if label != name:  # observed another way: its label says how
-            span = f"→ {label}"
+        if label != name:  # observed another way: its label says how, from where the phase starts
+            span = "from running" if name == "ssh" and "ping" in result.skipped else "from the mark before"
         parts.append(f"{label}: {span}")
     return "; ".join(parts)
 
