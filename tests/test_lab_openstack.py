@@ -124,3 +124,69 @@ def test_audit_reads_the_lab_tree(openstack, tmp_path):
     after = {f.id: f for f in audit(tuned, AuditParams()).findings}
     assert all(after[i].status is Status.PASS for i in WORKER_CHECKS), {i: after[i].status for i in WORKER_CHECKS}
     assert OpenStackKnobs().to_dict() == openstack.knobs
+
+
+def _connection(state):
+    import openstack
+    from openstack import config as occ
+
+    cfg = occ.OpenStackConfig(config_files=[str(state.clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=cfg.get_one(state.cloud))
+
+
+def _servers(state) -> list[dict]:
+    return _connection(state).compute.get("/servers/detail", microversion="2.79").json()["servers"]
+
+
+def test_storm_of_8_through_nova(openstack, tmp_path):
+    proc = run_redline("storm", "--driver", "openstack", "--count", "8", "--results", str(tmp_path), "--json",
+                       timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["reached"]["running"] == 8 and out["reached"]["ssh"] == 8, out["reached"]  # ACTIVE, guest up
+    phases = {p["phase"] for p in out["phases"]}
+    assert {"create: scheduling", "create: spawning", "delete: deleting"} <= phases, phases
+    doc = json.loads((Path(out["run_dir"]) / "run.json").read_text())
+    assert doc["api_calls"]["list"] == doc["polls"] > 0  # one server list per poll interval, counted
+    assert doc["labels"]["ssh"].startswith("guest up")
+    for group in ("nova-api", "nova-conductor", "nova-compute", "keystone", "mariadb", "rabbitmq", "qemu"):
+        assert any(group in p["groups"] for p in doc["phase_cpu"]), group
+    assert not _servers(openstack) and not _domains(openstack.libvirt_uri)
+
+
+def test_storm_survives_conductor_killed(openstack, tmp_path):
+    """nova-conductor killed once the first server is listed: the storm ends within its timeout,
+    says which instances stuck in which state, and cleanup leaves no server and no domain. Last
+    in this module: the lab has no conductor afterwards (`down` still stops everything)."""
+    import subprocess
+
+    from conftest import redline_cmd
+    from redline import procs
+
+    cmd = redline_cmd("storm", "--driver", "openstack", "--count", "4", "--instance-timeout", "60", "--timeout", "120",
+                      "--results", str(tmp_path), "--json")  # fmt: skip
+    storm = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    compute = _connection(openstack).compute
+    listed = procs.wait_until(
+        lambda: compute.get("/servers?name=^redline-", microversion="2.79").json()["servers"], 120, 0.2
+    )
+    assert listed, "no server of the storm was listed within 120 s"
+    conductor = openstack.service("nova-conductor")
+    assert conductor is not None
+    procs.stop(conductor.pid, sig=signal.SIGKILL, group=True, timeout_s=1)
+    out, err = storm.communicate(timeout=600)
+    assert storm.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "partial storm" in assert_one_line_error(storm_result(storm, err))
+    doc = json.loads(out)
+    assert doc["reached"]["running"] < 4
+    run = json.loads((Path(doc["run_dir"]) / "run.json").read_text())
+    stuck = [i for i in run["instances"] if i["running"] is None]
+    assert stuck and all(i["error"] and i["last_seen"].startswith("BUILD") for i in stuck), stuck
+    assert not _servers(openstack) and not _domains(openstack.libvirt_uri)
+
+
+def storm_result(proc, err: str):
+    """A CompletedProcess view of a finished Popen, for assert_one_line_error."""
+    import subprocess
+
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", err)

@@ -366,6 +366,30 @@ _DAEMON_FIX = (
 _FIX_PROCESS = "Give this process more workers so its work spreads over cores, or make each request it serves cheaper."
 
 
+# Where a daemon's CPU per instance goes when it fills a host (not: more workers, which need idle CPUs).
+_COST_HINT = (
+    (re.compile(r"libvirtd|virtqemud"), "no security-driver relabelling, fewer cgroup controllers."),
+    (
+        re.compile(r"keystone"),
+        "token validation without a cache costs hundreds of SQL queries per API call "
+        "(keystone.conf [cache] on memcached; keystonemiddleware's memcached_servers).",
+    ),
+    (
+        re.compile(r"nova-api|osapi"),
+        "every API call validates its token and serialises the instance; fewer "
+        "status polls and console reads (each storm poll and console read is one; --poll-interval).",
+    ),
+    (re.compile(r"mariadb|mysqld"), "look for the heaviest queries (slow_query_log with long_query_time=0)."),
+)
+
+
+def _cost_hint(group: str) -> str:
+    for pattern, hint in _COST_HINT:
+        if pattern.search(group):
+            return hint
+    return f"profile {group} (py-spy record --pid PID for a Python service) and make its hottest path cheaper."
+
+
 def _daemon_fix(group: str, name: str, cmdline: str) -> str:
     # The group first: a uWSGI process is Placement's or Keystone's by its group, not its name.
     for text in (group, name, cmdline):
@@ -464,13 +488,18 @@ def _saturated(pc: PhaseCpu, busy_pct: float, virt_type: str | None, config: Sto
         )
         fix = "Give redline a CPU the guests do not use, or raise --poll-interval."
     else:
+        daemons = {g: c for g, c in pc.groups.items()
+                   if g not in config.guest_groups and g not in config.driver_groups and g != OTHER and c > 0}  # fmt: skip
+        total = sum(daemons.values())
+        shares = ", ".join(f"{g} {c:.2f}" for g, c in sorted(daemons.items(), key=lambda kv: -kv[1])[:5])
         why = (
-            f"The management daemon {top} used the most CPU ({cores:.2f} cores): its work per instance, times "
-            "the number of instances, fills the host, and the guests wait for CPU behind it."
+            f"The management daemons together used {total:.2f} of the {pc.busy_cores:.2f} busy cores ({shares}): "
+            "their work per instance, times the number of instances, fills the host, and the guests and the "
+            "other daemons wait for CPU behind it. More workers cannot help while every CPU is busy."
         )
         fix = (
-            f"Find what {top} spends its CPU on (perf top -p PID, its log level); make each instance cheaper "
-            "for it (no security-driver relabelling, fewer cgroup controllers), or give it fewer instances at once."
+            "Give the control plane CPUs of its own (apart from the guests) or more cores, and cut its CPU per "
+            f"instance: {_cost_hint(top)}"
         )
     return Finding(
         id="storm.host_cpu_saturated",

@@ -120,8 +120,14 @@ def observed_from_list(doc: dict[str, Any], run_id: str) -> dict[str, Observed]:
 
 
 def ids_from_list(doc: dict[str, Any], run_id: str) -> dict[str, str]:
+    """name -> id of the run's servers that still exist (status DELETED is Nova saying it is gone,
+    listed for a moment until its record is soft-deleted: nothing is left to remove)."""
     prefix = f"{PREFIX}{run_id}-"
-    return {s["name"]: s["id"] for s in doc.get("servers", []) if s.get("name", "").startswith(prefix)}
+    return {
+        s["name"]: s["id"]
+        for s in doc.get("servers", [])
+        if s.get("name", "").startswith(prefix) and server_state(s) != "deleted"
+    }
 
 
 def instance_names_from_list(doc: dict[str, Any], run_id: str) -> dict[str, str]:
