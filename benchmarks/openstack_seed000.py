@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 CONFIGS = (("defaults", []), ("seed 000", ["--seed-000"]))
+# One knob group at a time (--config NAME=FLAGS): which knob moved which phase.
+
 PHASES = ("create", "create: scheduling", "create: spawning", "ssh", "delete", "delete: deleting")
 
 
@@ -50,11 +52,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--count", type=int, default=8)
     ap.add_argument("--results", type=Path, default=Path("results/openstack-seed000"))
+    ap.add_argument("--config", action="append", default=[],
+                    help="NAME=FLAGS instead of defaults/seed 000, e.g. 'conductor=--conductor-workers 4' (repeatable)")  # fmt: skip
     a = ap.parse_args()
+    configs = tuple((c.split("=", 1)[0], c.split("=", 1)[1].split()) for c in a.config) or CONFIGS
     table: dict[str, list[dict[str, float | None]]] = {}
     folders: dict[str, list[str]] = {}
     busiest: dict[str, list[str]] = {}
-    for name, flags in CONFIGS:
+    for name, flags in configs:
         redline("lab", "openstack", "down", timeout=300)
         up = redline("lab", "openstack", "up", *flags)
         if up.returncode != 0:
@@ -71,17 +76,17 @@ def main() -> None:
                   file=sys.stderr)  # fmt: skip
     redline("lab", "openstack", "down", timeout=300)
     keys = [*PHASES, "last guest up", "total"]
-    print(f"| phase (median of {a.repeats} storms' medians, s) | " + " | ".join(n for n, _ in CONFIGS) + " | change |")
-    print("|---|" + "---:|" * (len(CONFIGS) + 1))
+    print(f"| phase (median of {a.repeats} storms' medians, s) | " + " | ".join(n for n, _ in configs) + " | change |")
+    print("|---|" + "---:|" * (len(configs) + 1))
     for k in keys:
         vals = []
-        for name, _ in CONFIGS:
+        for name, _ in configs:
             got = [m[k] for m in table[name] if m[k] is not None]
             vals.append(statistics.median(got) if got else None)
         change = f"{(vals[1] / vals[0] - 1) * 100:+.0f} %" if vals[0] and vals[1] is not None else "—"
         label = "guest up (console marker)" if k == "ssh" else k
         print(f"| {label} | " + " | ".join("—" if v is None else f"{v:.1f}" for v in vals) + f" | {change} |")
-    for name, _ in CONFIGS:
+    for name, _ in configs:
         print(f"\n{name}: runs {', '.join(folders[name])}; busiest group per phase: {busiest[name][0]}")
 
 
