@@ -4,8 +4,9 @@ status lists every service, the audit reads its configuration tree, an 8-instanc
 through the real Compute API, a storm survives nova-conductor being killed, and `down` leaves
 no process, domain or port behind.
 
-Part of the default suite (~7.5 minutes on two CPUs, the lab's virtualenv installed on a first
-run included); `REDLINE_SKIP_OPENSTACK=1` leaves them out.
+Opt-in: they take ~7.5 minutes on two CPUs (the lab's virtualenv installed on a first run included),
+and the default suite must stay under its 40-minute budget:
+REDLINE_OPENSTACK=1 ./dev test tests/test_lab_openstack.py (or REDLINE_OPTIN=1 for every opt-in test).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from test_lab_openstack_conf import WORKER_CHECKS
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(os.environ.get("REDLINE_SKIP_OPENSTACK")), reason="REDLINE_SKIP_OPENSTACK is set"),
+    pytest.mark.skipif(
+        not (os.environ.get("REDLINE_OPENSTACK") or os.environ.get("REDLINE_OPTIN")),
+        reason="opt-in: REDLINE_OPENSTACK=1 (the OpenStack lab's tests take ~7.5 min on 2 CPUs)",
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="the OpenStack lab needs root"),
 ]
 
