@@ -74,6 +74,23 @@ class StormDiagnosis:
 # -- phase windows --
 
 
+def observed_phases(phases: Sequence[tuple[str, str, str]], skipped: Collection[str]) -> list[tuple[str, str, str]]:
+    """(name, start mark, end mark) of the phases a driver observed: a skipped phase has none,
+    and the phase after it starts where the skipped one would have (ping skipped: "ssh" runs
+    from running to the ssh mark)."""
+    out: list[tuple[str, str, str]] = []
+    carry: tuple[str, str] | None = None  # (the skipped phase's end mark, its start mark)
+    for name, a, b in phases:
+        if carry is not None and a == carry[0]:
+            a = carry[1]
+        carry = None
+        if name in skipped:
+            carry = (b, a)
+            continue
+        out.append((name, a, b))
+    return out
+
+
 def phase_windows(
     marks_s: np.ndarray,
     marks: Sequence[str],
@@ -93,14 +110,7 @@ def phase_windows(
     """
     m = np.asarray(marks_s, np.float64)
     out: list[PhaseWindow] = []
-    carry: tuple[str, str] | None = None  # (the skipped phase's end mark, its start mark)
-    for name, a, b in phases:
-        if carry is not None and a == carry[0]:
-            a = carry[1]
-        carry = None
-        if name in skipped:
-            carry = (b, a)
-            continue
+    for name, a, b in observed_phases(phases, skipped):
         entry = m[:, marks.index(a)]
         leave = np.full(m.shape[0], np.nan)
         for j in range(marks.index(b), len(marks)):

@@ -48,21 +48,8 @@ def keystone_url(p: Ports) -> str:
     return f"http://127.0.0.1:{p.keystone}/v3"
 
 
-def _authtoken(p: Ports, user: str, s: Secrets, memcached: bool) -> str:
-    cache = f"memcached_servers = 127.0.0.1:{p.memcached}\n" if memcached else ""
-    return f"""www_authenticate_uri = {keystone_url(p)}
-auth_url = {keystone_url(p)}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = {SERVICE_PROJECT}
-username = {user}
-password = {s.service_password}
-service_token_roles_required = true
-{cache}"""
-
-
-def _service_auth(p: Ports, user: str, s: Secrets) -> str:
+def _password_auth(p: Ports, user: str, s: Secrets) -> str:
+    """A service user's keystoneauth password plugin lines (shared by every auth section)."""
     return f"""auth_url = {keystone_url(p)}
 auth_type = password
 project_domain_name = Default
@@ -70,8 +57,16 @@ user_domain_name = Default
 project_name = {SERVICE_PROJECT}
 username = {user}
 password = {s.service_password}
-region_name = RegionOne
 """
+
+
+def _authtoken(p: Ports, user: str, s: Secrets, memcached: bool) -> str:
+    cache = f"memcached_servers = 127.0.0.1:{p.memcached}\n" if memcached else ""
+    return f"www_authenticate_uri = {keystone_url(p)}\n{_password_auth(p, user, s)}service_token_roles_required = true\n{cache}"
+
+
+def _service_auth(p: Ports, user: str, s: Secrets) -> str:
+    return f"{_password_auth(p, user, s)}region_name = RegionOne\n"
 
 
 def keystone_conf(k: OpenStackKnobs, d: Path, p: Ports, s: Secrets) -> str:

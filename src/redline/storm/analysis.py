@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from redline.analysis.storm_diagnosis import observed_phases
 from redline.model.storm import PhaseStats, StormSummary
 from redline.storm.model import MARKS, PHASES, StormResult, TaskMarks, phase_label
 
@@ -22,17 +23,9 @@ def phase_durations(marks_s: np.ndarray, skipped: Collection[str] = ()) -> dict[
     console marker in its place) has no row, and the phase after it starts where it would
     have started: with ping skipped, "ssh" runs from running to the ssh mark.
     """
-    out: dict[str, np.ndarray] = {}
-    carry: tuple[str, str] | None = None  # (the skipped phase's end mark, its start mark)
-    for name, a, b in PHASES:
-        if carry is not None and a == carry[0]:
-            a = carry[1]
-        carry = None
-        if name in skipped:
-            carry = (b, a)
-            continue
-        out[name] = marks_s[:, MARKS.index(b)] - marks_s[:, MARKS.index(a)]
-    return out
+    return {
+        name: marks_s[:, MARKS.index(b)] - marks_s[:, MARKS.index(a)] for name, a, b in observed_phases(PHASES, skipped)
+    }
 
 
 def _end_mark(phase: str) -> str:
