@@ -28,9 +28,19 @@ class Target:
     port: int
     tls_verify: bool = True
     ca_file: str | None = None
+    cert_file: str | None = None  # client certificate (mutual TLS), PEM
+    key_file: str | None = None  # its key, when not in cert_file
 
     @classmethod
-    def from_url(cls, url: str, *, tls_verify: bool = True, ca_file: str | None = None) -> Target:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        tls_verify: bool = True,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+    ) -> Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UserError(f"not an http(s) URL: {url!r}")
@@ -38,7 +48,7 @@ class Target:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise UserError(f"bad port in URL {url!r}: {exc}") from None
-        return cls(parts.scheme, parts.hostname, port, tls_verify, ca_file)
+        return cls(parts.scheme, parts.hostname, port, tls_verify, ca_file, cert_file, key_file)
 
     @property
     def base_url(self) -> str:
@@ -55,6 +65,11 @@ class Target:
         if not self.tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            try:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise UserError(f"cannot load client certificate {self.cert_file!r}: {exc}") from None
         return ctx
 
 
