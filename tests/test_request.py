@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from redline.errors import UserError
 from redline.load.request import RequestTemplate, Target
 
 T = Target.from_url("http://127.0.0.1:5000/")
@@ -34,3 +37,47 @@ def test_mix_describes_its_parts_without_secrets():
     d = RequestTemplate.mix([(v, 2), (RequestTemplate("POST", "/", body=b"pw"), 1)]).describe()
     assert [p["weight"] for p in d["mix"]] == [2, 1]
     assert "secret" not in repr(d) and "pw" not in repr(d)
+
+
+def _two_steps(**second) -> RequestTemplate:
+    return RequestTemplate(
+        name="t",
+        pool=({"pw": "p1"}, {"pw": "p2"}),
+        steps=(
+            RequestTemplate(
+                method="POST", path="/tokens", body=b'{"pw": "${pw}"}', capture=(("X-Subject-Token", "tok"),)
+            ),
+            RequestTemplate(**{"method": "GET", "path": "/check", "headers": (("X-Auth-Token", "${tok}"),)} | second),
+        ),
+    )
+
+
+def test_iteration_compiles_first_steps_to_bytes_and_fills_captures_at_send_time():
+    payloads, its = _two_steps().compile(T)
+    assert [p.split(b"\r\n\r\n")[1] for p in payloads] == [b'{"pw": "p1"}', b'{"pw": "p2"}']
+    assert its is not None and its.names == ("t: POST /tokens", "t: GET /check") and its.prev == (-1, 0)
+    first, second = its.chains[0]
+    assert first.captures == ((b"x-subject-token", 0),)
+    assert second.build([b"SECRET"]).startswith(b"GET /check HTTP/1.1\r\n")
+    assert b"\r\nX-Auth-Token: SECRET\r\n\r\n" in second.build([b"SECRET"])
+    # secrets stay out of the description
+    assert "SECRET" not in str(_two_steps().describe()) and "p1" not in str(_two_steps().describe())
+
+
+def test_captured_value_in_a_body_gets_its_length_at_send_time():
+    _, its = _two_steps(method="POST", body=b'{"token": "${tok}"}').compile(T)
+    assert its is not None
+    wire = its.chains[1][1].build([b"abc"])
+    head, body = wire.split(b"\r\n\r\n")
+    assert body == b'{"token": "abc"}' and f"Content-Length: {len(body)}".encode() in head
+
+
+def test_a_step_using_a_value_nobody_captured_is_a_user_error():
+    with pytest.raises(UserError, match="placeholder has no value"):
+        _two_steps(headers=(("X-Auth-Token", "${nobody}"),)).compile(T)
+
+
+def test_single_requests_compile_to_the_bytes_they_always_rendered():
+    t = RequestTemplate(method="POST", path="/x/${u}", body=b"${u}", pool=({"u": "1"},))
+    assert t.compile(T) == (t.render(T), None)
+    assert t.render(T)[0].endswith(b"Content-Length: 1\r\n\r\n1")

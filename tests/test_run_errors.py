@@ -102,17 +102,21 @@ def test_target_dying_mid_run_keeps_what_was_measured(calibrated, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_keeps_what_was_measured_and_marks_the_run_interrupted(calibrated, tmp_path):
+@pytest.mark.parametrize(
+    "sig, code, word",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],  # 128 + the signal number
+)
+def test_a_signal_keeps_what_was_measured_and_marks_the_run_interrupted(calibrated, tmp_path, sig, code, word):
     lab = calibrated(servers=4, service_ms=5)
     proc = subprocess.Popen(
         redline_cmd("run", "--url", lab.url + "/", "--rate", "100", "--duration", "30", "--cpus", str(GEN_CPUS[0]), "--results", str(tmp_path)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     time.sleep(5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "interrupted" in err
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and f"redline: run {word}; what was measured is in " in err
     run_dir = _only_run_dir(tmp_path)
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "interrupted"
@@ -121,3 +125,96 @@ def test_sigint_keeps_what_was_measured_and_marks_the_run_interrupted(calibrated
     ok = np.count_nonzero(s.outcome == RequestOutcome.OK)
     assert 50 < ok < 1000  # about 5 s at 100/s, less the workers' start on a busy machine
     assert np.count_nonzero(s.outcome == RequestOutcome.UNSENT_INTERRUPTED) == 3000 - ok
+
+
+class _OneShotServer:
+    """A real TCP server on 127.0.0.1 answering every connection with `reply`, then closing it."""
+
+    def __init__(self, reply: bytes) -> None:
+        import threading
+
+        self.reply = reply
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                if b"\r\n\r\n" not in data:
+                    continue  # the engine's preflight connect: no request
+                self.connections += 1
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def _run_against(reply: bytes, count: int = 10):
+    from redline.load.engine import LoadPlan, run_load
+    from redline.load.request import RequestTemplate, Target
+    from redline.load.schedule import Schedule
+
+    server = _OneShotServer(reply)
+    try:
+        plan = LoadPlan(
+            target=Target.from_url(f"http://127.0.0.1:{server.port}/"),
+            request=RequestTemplate(),
+            schedule=Schedule(rate=count / 0.5, duration_s=0.5),
+            workers=1,
+            cpus=GEN_CPUS,
+            read_timeout_s=3,
+        )
+        return run_load(plan).samples, server.connections
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.0 200 OK\r\n\r\nbody",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nbody ends at close",
+    ],
+    ids=["http1.0", "http1.1-close"],
+)
+def test_body_delimited_by_close_is_a_complete_response(reply):
+    samples, connections = _run_against(reply)
+    assert len(samples) == 10
+    assert np.all(samples.outcome == RequestOutcome.OK), samples.outcome
+    assert np.all(samples.status == 200)
+    assert np.all(samples.bytes_in == len(reply))
+    assert connections == 10  # never reused: each request had its own connection
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Le",  # closed mid-headers
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",  # framed body cut short
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  # chunked body cut short
+    ],
+    ids=["mid-headers", "short-length", "short-chunked"],
+)
+def test_connection_closed_mid_response_is_still_reset(reply):
+    samples, _ = _run_against(reply)
+    assert len(samples) == 10
+    assert np.all(samples.outcome == RequestOutcome.RESET), samples.outcome
+    assert np.all(samples.status == 0)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from redline import interrupts
 from redline.store.npz import read_storm_marks, write_storm_marks
 from redline.storm.analysis import STATES, occupancy, phase_table, state_at, summarise
 from redline.storm.model import InstanceSpec, StormPlan, StormResult
@@ -172,17 +173,20 @@ def test_runner_interrupt_cleans_up():
     assert r.interrupted and d.cleaned and set(d.launched) <= d.deleted
 
 
-def test_sigint_stops_a_storm_even_when_inherited_ignored():
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_storm_even_when_inherited_ignored(sig):
     # A shell without job control starts background jobs with SIGINT ignored; a storm must
-    # still stop on Ctrl-C / kill -INT, or its guests outlive it.
+    # still stop on Ctrl-C / kill -INT, or its guests outlive it. SIGTERM stops it the same
+    # way, and is recorded so that redline exits 143 rather than Ctrl-C's 130.
     d = FakeDriver(boot_s=0.1, ssh_s=100.0)
     calls = {"n": 0}
 
     def progress(p):
         calls["n"] += 1
         if calls["n"] == 4:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
+    interrupts.reset()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         r = run_storm(
@@ -196,6 +200,9 @@ def test_sigint_stops_a_storm_even_when_inherited_ignored():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert r.interrupted and d.cleaned and set(d.launched) <= d.deleted
+    assert interrupts.stopped_by() == sig
+    assert interrupts.exit_status() == ((143, "terminated") if sig == signal.SIGTERM else (130, "interrupted"))
+    interrupts.reset()
 
 
 def test_an_instance_that_crashes_after_running_fails_at_once():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from redline.model.samples import UNSENT_REASONS, RequestOutcome, Samples
-from redline.model.summary import RunSummary, Unsent
+from redline.model.samples import NOT_SET, UNSENT_REASONS, RequestOutcome, Samples
+from redline.model.summary import RunSummary, StepSummary, Unsent
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -63,7 +63,32 @@ def summarize(samples: Samples, window_s: float, offered_rate: float, start_ns: 
         latency_ms=latency_percentiles_ms(m.latency_ns[completed]),
         service_ms=latency_percentiles_ms(m.service_ns[completed]),
         bytes_in=int(m.bytes_in.sum()),
+        steps=step_summaries(m),
     )
+
+
+def step_summaries(samples: Samples) -> tuple[StepSummary, ...]:
+    """Per-step figures of the iterations in `samples` (empty for single requests)."""
+    done, failed = samples.step_done_ns, samples.failed_step
+    if done is None or failed is None or not samples.step_names:
+        return ()
+    out = []
+    for slot, (name, prev) in enumerate(zip(samples.step_names, samples.step_prev)):
+        passed = done[:, slot] != NOT_SET
+        errors = int(np.count_nonzero(failed == slot))
+        start = samples.intended_ns if prev < 0 else done[:, prev]
+        latency = done[passed, slot] - start[passed]
+        p50, p99 = (np.percentile(latency, [50, 99]) / 1e6).tolist() if latency.size else (None, None)
+        out.append(
+            StepSummary(
+                name=name,
+                count=int(np.count_nonzero(passed)) + errors,
+                errors=errors,
+                p50=None if p50 is None else round(p50, 4),
+                p99=None if p99 is None else round(p99, 4),
+            )
+        )
+    return tuple(out)
 
 
 def warmup_summary(samples: Samples, stopped_at_ns: int, offered_rate: float) -> RunSummary | None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import signal
 import sys
+from types import FrameType
 
 import typer
 
-from redline import __version__
+from redline import __version__, interrupts
 from redline.errors import UserError
 
 app = typer.Typer(
     name="redline",
     help="Find the highest load a target sustains without degrading, and say why.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -44,6 +45,7 @@ from redline.cli import audit as _audit  # noqa: E402,F401
 from redline.cli import capacity as _capacity  # noqa: E402,F401
 from redline.cli import compare as _compare  # noqa: E402,F401
 from redline.cli import diagnose as _diagnose  # noqa: E402,F401
+from redline.cli import interop as _interop  # noqa: E402,F401
 from redline.cli import lab_calibrated as _lab_calibrated  # noqa: E402,F401
 from redline.cli import lab_hypervisor as _lab_hypervisor  # noqa: E402,F401
 from redline.cli import lab_identity as _lab_identity  # noqa: E402,F401
@@ -62,18 +64,29 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    interrupts.record(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     # Ctrl-C / kill -INT always stops redline cleanly, keeping what was measured, even when
-    # a non-interactive shell started it in the background with SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # a non-interactive shell started it in the background with SIGINT ignored; SIGTERM
+    # stops it the same way, and the exit status says which of the two it was.
+    interrupts.reset()
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         # Without standalone mode, click returns the code of a `typer.Exit` instead of raising.
-        code = app(standalone_mode=False)
+        # The name is fixed: under `python -m redline` click would call the program
+        # "python -m redline", in usage lines and in the completion scripts it writes.
+        code = app(prog_name="redline", standalone_mode=False)
     except UserError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        print("redline: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        code, word = interrupts.exit_status()
+        print(f"redline: {word}", file=sys.stderr)
+        raise SystemExit(code) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:

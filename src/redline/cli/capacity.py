@@ -12,6 +12,7 @@ from rich.table import Table
 from redline.analysis.protocols import PROTOCOLS, customised
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
+from redline.cli.gating import GatingOptions, exit_after_capacity, print_thresholds
 from redline.cli.limit_display import print_limit
 from redline.cli.options import (
     DiagnosisOptions,
@@ -113,6 +114,7 @@ def capacity_command(
     diag: DiagnosisOptions = DiagnosisOptions(),
     output: OutputOptions = OutputOptions(),
     scen: ScenarioOptions = ScenarioOptions(),
+    gating: GatingOptions = GatingOptions(),
 ) -> None:
     """Search for the largest rate the target sustains, confirm it at full length, report."""
     if protocol not in PROTOCOLS:
@@ -125,6 +127,7 @@ def capacity_command(
         proto = customised(PROTOCOLS[protocol], criterion, min_rate, max_rate, start_rate, resolution, slo_p99)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    gates = gating.thresholds("capacity")
     gen_cpus = generator.generator_cpus()
     template = request.template()
     selector: ProcessSelector | None = diag.selector()
@@ -144,7 +147,7 @@ def capacity_command(
                 selector = emb.processes
             lab_started = True
         else:
-            chosen = choose_scenario(scen, url)
+            chosen = choose_scenario(scen, url, generator, request)
             lab_started = chosen is not None and chosen.lab is not None and selector is None
             if chosen is not None:
                 url = chosen.scenario.url
@@ -155,7 +158,7 @@ def capacity_command(
             else:
                 target_desc = {"url": url, "embedded": False}
         assert url is not None
-        target = generator.target(url)
+        target = chosen.scenario.target if chosen is not None else generator.target(url)
         req = CapacityRequest(
             target=target,
             request=chosen.scenario.request(sum(proto.trial(True)))
@@ -174,12 +177,12 @@ def capacity_command(
         name = output.name or f"capacity-{target.host}-{target.port}"
         result = run_capacity(req, target_desc, output.results, name, _Display())
 
-    doc = result.result
-    keys = ("status", "outcome", "limit", "protocol", "criterion", "time_taken_s", "findings", "target")
+    doc = gating.judge(result.result, gates, result.folder)
+    keys = ("status", "outcome", "limit", "protocol", "criterion", "time_taken_s", "findings", "target", "thresholds")
     summary = {k: v for k, v in doc.to_json().items() if k in keys} | {"probes": _probe_rows(doc)}
     publish(doc, result.folder.path, output.as_json, summary, _print_result)
     assert doc.outcome is not None  # the search always records one, even when cut short
-    raise typer.Exit(EXIT_CODES[doc.outcome.state])
+    exit_after_capacity(doc, EXIT_CODES[doc.outcome.state])
 
 
 def _embedded_kind(embedded: str | None, url: str | None, scen: ScenarioOptions) -> EmbeddedKind | None:
@@ -268,6 +271,7 @@ def _print_result(doc: CapacityResult, path: Path) -> None:
         n = "—" if o.n is None else f"{o.n:g} requests/s"
         out_console.print(f"[bold]N = {n}[/bold] ({o.state}): {o.reason}")
     print_limit(doc.limit, doc.findings, [p.profile for p in doc.probes if p.profile is not None])
+    print_thresholds(doc.thresholds)
     out_console.print(f"time taken: {doc.time_taken_s or 0:g} s; run folder: {path}")
 
 

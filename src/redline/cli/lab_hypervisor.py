@@ -43,6 +43,7 @@ def up_command(
         "none", "--security-driver", help="qemu.conf security_driver: none, apparmor or selinux."
     ),
     memory: int = typer.Option(112, "--memory", help="Guest memory, MiB: the storms' default."),
+    as_json: bool = typer.Option(False, "--json", help="Print the lab's status (as `status --json`) as JSON."),
 ) -> None:
     """Start virtlogd/libvirtd, build the guest image, probe KVM, create the lab network.
 
@@ -50,10 +51,17 @@ def up_command(
     """
     from redline.lab import hypervisor
     from redline.lab.knobs import LabKnobs
+    from redline.libvirt_bindings import load_libvirt
 
+    # Storms on this lab and its `down` talk to libvirtd through the bindings: say so before
+    # minutes of image building, not at the first storm.
+    load_libvirt("the hypervisor lab")
     knobs = LabKnobs(max_workers, max_client_requests, cgroups, security_driver, memory, virt)
     err_console.print("starting libvirtd, building or reusing the guest image, probing KVM…")
     st = hypervisor.up(state_dir, rebuild=rebuild, knobs=knobs)
+    if as_json:
+        print(json.dumps(hypervisor.status(state_dir), indent=2))
+        return
     out_console.print(f"hypervisor lab up: {st.uri}, domain type {st.virt_type} ({st.kvm_note})")
     k = st.knobs
     out_console.print(
@@ -68,11 +76,17 @@ def up_command(
 
 
 @hv_app.command("down")
-def down_command(state_dir: Optional[Path] = STATE_DIR) -> None:
+def down_command(
+    state_dir: Optional[Path] = STATE_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print what was removed and stopped as JSON."),
+) -> None:
     """Remove storm leftovers, the lab network, and stop the daemons the lab started."""
     from redline.lab import hypervisor
 
     done = hypervisor.down(state_dir)
+    if as_json:
+        print(json.dumps({"done": done}, indent=2))
+        return
     for line in done:
         out_console.print(line)
     out_console.print("hypervisor lab down" if done else "nothing to stop")

@@ -100,12 +100,18 @@ def openstack_up(
 
 
 @openstack_app.command("down")
-def openstack_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP)) -> None:
+def openstack_down(
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was stopped and removed as JSON."),
+) -> None:
     """Stop every service the lab started, remove its guests; nothing is left listening."""
     from redline.lab import openstack as lab
 
     with err_console.status("stopping the OpenStack lab") as status:
         done = lab.down(_state_dir(state_dir), on_step=lambda s: status.update(f"[dim]{s}[/dim]"))
+    if as_json:
+        print(json.dumps({"done": done}, indent=2))
+        return
     if not done:
         out_console.print("the OpenStack lab is not up: nothing to stop")
         return

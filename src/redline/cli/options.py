@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from redline import interrupts
 from redline.cli.console import err_console, out_console
 from redline.errors import UserError
 from redline.load.request import RequestTemplate, Target, parse_header
@@ -84,7 +85,6 @@ def write_report(run_dir: Path) -> Path | None:
     return run_dir / REPORT_HTML
 
 
-EXIT_INTERRUPTED = 130
 EXIT_ABANDONED = 3
 
 
@@ -97,7 +97,7 @@ def publish(
 ) -> None:
     """Write the report, print the result (JSON or tables), and exit as the status says.
 
-    An interrupted run exits 130 and an abandoned one (target gone) 3, each saying where
+    An interrupted run exits 130 (SIGINT) or 143 (SIGTERM) and an abandoned one (target gone) 3, each saying where
     what was measured is kept.
     """
     report = write_report(run_dir)
@@ -108,8 +108,9 @@ def publish(
         if report:
             out_console.print(f"report: {report}")
     if result.status == "interrupted":
-        print(f"redline: {result.command} interrupted; what was measured is in {run_dir}", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
+        code, word = interrupts.exit_status()
+        print(f"redline: {result.command} {word}; what was measured is in {run_dir}", file=sys.stderr)
+        raise SystemExit(code)
     if result.status == "abandoned":
         raise UserError(f"{result.abandoned_because}; what was measured is in {run_dir}", EXIT_ABANDONED)
 

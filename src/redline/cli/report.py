@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ def report_command(
     open_png: bool = typer.Option(
         False, "--open-png", help="Open the PNG charts in the desktop's image viewer (xdg-open)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the files written and the notes as JSON."),
 ) -> None:
     """Write report.html (self-contained, no network needed) and png/*.png into a run folder."""
     # Imported here: plotly and matplotlib would slow every other command's start.
@@ -26,8 +28,11 @@ def report_command(
     paths, notes = write_any_report(run_dir)
     for note in notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
-    for p in paths:
-        out_console.print(str(p))
+    if as_json:
+        print(json.dumps({"run_dir": str(run_dir), "files": [str(p) for p in paths], "notes": list(notes)}, indent=2))
+    else:
+        for p in paths:
+            out_console.print(str(p))
     if open_png:
         _open([p for p in paths if p.suffix == ".png"])
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
+from redline.cli.gating import GatingOptions, exit_after_run, print_thresholds
 from redline.cli.limit_display import print_limit
 from redline.cli.options import (
     DiagnosisOptions,
@@ -56,15 +57,17 @@ def run_command(
     diag: DiagnosisOptions = DiagnosisOptions(),
     output: OutputOptions = OutputOptions(),
     scen: ScenarioOptions = ScenarioOptions(),
+    gating: GatingOptions = GatingOptions(),
 ) -> None:
     """Offer load at a fixed rate (open loop) and record every request in a run folder."""
     if arrival not in ("constant", "poisson"):
         raise UserError(f"--arrival must be constant or poisson, not {arrival!r}")
     positive(duration, "--duration")
+    gates = gating.thresholds("run")
     gen_cpus = generator.generator_cpus()
     template = request.template()
 
-    chosen = choose_scenario(scen, url)
+    chosen = choose_scenario(scen, url, generator, request)
     selector = diag.selector()
     lab_started, lab_root = False, None
     with ExitStack() as stack:  # whatever fails after the embedded target started, it is stopped
@@ -86,7 +89,7 @@ def run_command(
         if rate is None:
             raise UserError("--rate is required with --url")
         positive(rate, "--rate")
-        target = generator.target(url)
+        target = chosen.scenario.target if chosen is not None else generator.target(url)
         if chosen is None:
             template = with_url_path(template, url)
         plan = LoadPlan(
@@ -109,11 +112,12 @@ def run_command(
                 audit_root=diag.audit_for(url, lab_root),
             )
 
-    doc = outcome.result
-    keys = ("status", "summary", "health", "limit", "findings", "target", "plan")
+    doc = gating.judge(outcome.result, gates, outcome.folder)
+    keys = ("status", "summary", "health", "limit", "findings", "target", "plan", "thresholds")
     publish(
         doc, outcome.folder.path, output.as_json, {k: v for k, v in doc.to_json().items() if k in keys}, _print_summary
     )
+    exit_after_run(doc, outcome.folder.path)
 
 
 def _default_name(target: Target) -> str:
@@ -133,6 +137,11 @@ def _print_summary(doc: RunResult, path: Path) -> None:
     for key in ("p50", "p90", "p99", "max"):
         if key in lat:
             table.add_row(f"latency {key}", f"{lat[key]:.2f} ms  (service {svc.get(key, float('nan')):.2f} ms)")
+    for st in s.steps:  # multi-step iterations: each step from the previous one's completion
+        figures = (
+            f"p50 {st.p50:.2f} · p99 {st.p99:.2f} ms" if st.p50 is not None and st.p99 is not None else "no answer"
+        )
+        table.add_row(f"step {st.name}", f"{figures}  ({st.count:,} sent, {st.errors:,} errors)")
     for kind, info in s.unsent.items():
         table.add_row(f"not sent: {kind}", f"{info.count:,} — {info.reason}")
     if h.lag_ms:
@@ -143,4 +152,5 @@ def _print_summary(doc: RunResult, path: Path) -> None:
     for note in h.notes:
         out_console.print(f"note: {note}")
     print_limit(doc.limit, doc.findings, [doc.profile] if doc.profile else [])
+    print_thresholds(doc.thresholds)
     out_console.print(f"run folder: {path}")

@@ -177,6 +177,7 @@ def cleanup_command(
         None, help="The run id (8 hex digits); without it, every storm's leftovers."
     ),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Hypervisor lab state."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Remove leftovers of a storm: its domains, tap devices, network namespace and dnsmasq."""
     import re
@@ -186,6 +187,9 @@ def cleanup_command(
     if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
         raise UserError(f"a run id is 8 hex digits, not {run_id!r}")
     done = cleanup_storms(run_id, state_dir)
+    if as_json:
+        print(json.dumps({"run_id": run_id, "done": done}, indent=2))
+        return
     for line in done:
         out_console.print(line)
     if not done:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -79,6 +80,9 @@ def domain_command(
     ),
     root: Path = typer.Option(Path("/"), "--root", help="Read sysfs/procfs under DIR for --topology auto."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the XML here instead of stdout."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the topology, placement, validation and the XML (unless --out) as JSON."
+    ),
 ) -> None:
     """Place a guest on one core / socket / NUMA node and write tuned libvirt domain XML."""
     from redline.tune import domain_xml as dx
@@ -139,9 +143,28 @@ def domain_command(
         f"kept free: {format_cpuset(placement.reserved) or 'none'}; other guests: {format_cpuset(used) or 'none'}",
         file=sys.stderr,
     )
+    if as_json:
+        doc = {
+            "topology": topo.describe(),
+            "topology_source": topo.source,
+            "placement": {
+                "pins": list(placement.pins),  # host CPU of vCPU i
+                "node": placement.node,
+                "level": placement.level,
+                "threads": placement.threads,
+                "held": sorted(placement.held),
+                "reserved": sorted(placement.reserved),
+            },
+            "other_guests": sorted(used),
+            "problems": [{"kind": p.kind, "message": p.message} for p in problems],
+            "out": str(out) if out is not None else None,
+            "xml": xml if out is None else None,
+        }
     if problems:
         for p in problems:
             print(f"invalid ({p.kind}): {p.message}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(doc, indent=2))
         raise UserError(f"the generated domain XML failed validation ({len(problems)} problems)", exit_code=1)
     print("validation: libvirt RelaxNG schema and semantic checks passed", file=sys.stderr)
     if out is not None:
@@ -149,7 +172,9 @@ def domain_command(
             out.write_text(xml)
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror}") from exc
-    else:
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    elif out is None:
         sys.stdout.write(xml)
 
 
@@ -162,6 +187,7 @@ def host_command(
         False, "--apply", help="Make the changes (backups under ROOT/var/backups/redline/)."
     ),
     parallel: int = typer.Option(40, "--parallel", min=1, help="Guests booted at once the host should handle."),
+    as_json: bool = typer.Option(False, "--json", help="Print the changes (and what --apply did) as JSON."),
 ) -> None:
     """Print the host changes the audit recommends; apply them only with --apply."""
     from redline.audit import AuditParams, audit
@@ -171,6 +197,18 @@ def host_command(
         raise UserError(f"--root {root} is not a directory")
     report = audit(root, AuditParams(parallel=parallel))
     changes = plan(report.findings)
+    if as_json:
+        doc: dict[str, object] = {
+            "changes": [{"finding": c.finding_id, "change": c.describe()} for c in changes],
+            "applied": None,
+            "backup_dir": None,
+        }
+        if apply_changes and changes:
+            backup_dir, done = apply(changes, root)
+            doc["applied"] = [{"change": a.description, "path": a.path, "backup": a.backup} for a in done]
+            doc["backup_dir"] = str(backup_dir)
+        print(json.dumps(doc, indent=2))
+        return
     if not changes:
         print("no host changes to make: the audit found nothing this command can change")
         return

@@ -166,10 +166,14 @@ async def serve(
         await server.serve_forever()
 
 
-def run_forever(config: CalibratedConfig, host: str, port: int) -> None:
-    """Blocking entry point for `redline lab calibrated`: prints one line, serves until Ctrl-C."""
+def run_forever(config: CalibratedConfig, host: str, port: int, announce: Callable[[int], None] | None = None) -> None:
+    """Blocking entry point for `redline lab calibrated`: prints one line (or calls
+    `announce(port)` once listening), serves until Ctrl-C."""
 
     def ready(bound: int) -> None:
+        if announce is not None:
+            announce(bound)
+            return
         print(
             f"calibrated target on http://{host}:{bound}/ : {config.servers} servers × "
             f"{config.service_ms:g} ms ({config.distribution}), capacity {config.capacity:g} requests/s",

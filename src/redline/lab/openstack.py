@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from redline import procs
+from redline import interrupts, procs
 from redline.errors import UserError
 from redline.lab import keystone_db, lab_venv
 from redline.lab.image import build_image
@@ -80,6 +80,7 @@ from redline.lab.openstack_state import (
     default_state_dir,
     load_state,
 )
+from redline.libvirt_bindings import load_libvirt
 
 # Pinned: the releases LAB-NOTES measured together; one venv holds them all without conflicts.
 PACKAGES = ("keystone==30.0.0", "openstack-placement==16.0.0", "glance==33.0.0", "nova==34.0.0", "neutron==29.0.0",
@@ -135,6 +136,7 @@ def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM during `up` stops what was started, as Ctrl-C does."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        interrupts.record(signum)
         raise KeyboardInterrupt
 
     try:
@@ -448,9 +450,9 @@ def down(state_dir: Path | None = None, on_step: Callable[[str], None] = lambda 
 def _destroy_guests(uri: str) -> list[str]:
     """Nova's domains (instance-…) on the lab's libvirtd: a dead nova-compute leaves them running."""
     try:
-        import libvirt
-    except ImportError:
-        return []
+        libvirt = load_libvirt("removing the lab's Nova domains")
+    except UserError as exc:
+        return [f"note: domains not checked: {exc}"]
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError:

@@ -30,6 +30,7 @@ from redline.model.samples import RequestOutcome
 
 if TYPE_CHECKING:
     from redline.load.recorder import Recorder
+    from redline.load.request import Iterations, Step
 
 _OK = int(RequestOutcome.OK)
 _HTTP = int(RequestOutcome.HTTP)
@@ -40,7 +41,7 @@ _CONNECT = int(RequestOutcome.CONNECT)
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("closing", "first_row", "got", "parser", "pool", "row", "served", "transport")
+    __slots__ = ("closing", "first_row", "got", "head", "parser", "pool", "row", "served", "transport")
 
     def __init__(self, pool: Pool, first_row: int) -> None:
         self.pool = pool
@@ -48,6 +49,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.row = -1  # the row in flight, -1 when idle
         self.got = 0  # response bytes for the row in flight
+        self.head = b""  # first chunk of the response in flight: read only if the socket closes mid-response
         self.served = 0  # responses completed on this connection
         self.first_row = first_row  # the row to send once connected
         self.closing = False
@@ -60,6 +62,8 @@ class Connection(asyncio.Protocol):
         self.pool.connected(self, row)
 
     def data_received(self, data: bytes) -> None:
+        if not self.got:
+            self.head = data
         self.got += len(data)
         try:
             self.parser.feed_data(data)
@@ -70,6 +74,13 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.row >= 0 and self.got:
+            status = eof_delimited_status(self.head)
+            if status:
+                # A body without Content-Length or chunked framing ends at close (RFC 9112
+                # §6.3): the message is complete, not reset.
+                self.served += 1
+                self.pool.completed(self, status, False)
         self.pool.lost(self, exc)
 
     # -- httptools callbacks --
@@ -95,6 +106,8 @@ class Connection(asyncio.Protocol):
 
 class Pool:
     """The connections of one worker and the backlog of requests waiting for one."""
+
+    conn_cls: type[Connection] = Connection
 
     def __init__(
         self,
@@ -158,7 +171,7 @@ class Pool:
         try:
             await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: Connection(self, row),
+                    lambda: self.conn_cls(self, row),
                     self.host,
                     self.port,
                     ssl=self.ssl_ctx,
@@ -253,6 +266,190 @@ class Pool:
             conn._abort()
         self.idle.clear()
         self.busy.clear()
+
+
+# The state of an iteration between two steps: its steps, the next one, captured values,
+# response bytes so far.
+_Resume = tuple["tuple[Step, ...]", int, list[bytes], int]
+
+
+class StepConnection(Connection):
+    """A connection that can carry multi-step iterations: captures response headers and
+    sends an iteration's next step filled with them."""
+
+    __slots__ = ("acc", "chain", "step", "values", "want")
+
+    def __init__(self, pool: Pool, first_row: int) -> None:
+        super().__init__(pool, first_row)
+        self.chain: tuple[Step, ...] = ()  # the steps of the iteration in flight; () for a single request
+        self.step = 0
+        self.values: list[bytes] = []
+        self.want: tuple[tuple[bytes, int], ...] = ()  # captures of the step in flight
+        self.acc = 0  # response bytes of the iteration's earlier steps
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.want:
+            lname = name.lower()
+            for header, idx in self.want:
+                if header == lname:
+                    self.values[idx] = value
+
+    def send(self, row: int, payload: bytes, now: int) -> None:
+        pool: IterationPool = self.pool  # type: ignore[assignment]
+        state = pool.resume.pop(row, None)
+        if state is None:  # step 1 (or a single request): `payload` is its bytes
+            self.chain = pool.chains[row % pool.n_payloads]
+            self.step = 0
+            self.values = [b""] * pool.n_vars
+            self.acc = 0
+            pool.rec.sent[row] = now  # the iteration's first byte
+        else:
+            self.chain, self.step, self.values, self.acc = state
+            payload = self.chain[self.step].build(self.values)
+        self.want = self.chain[self.step].captures if self.chain else ()
+        self.row = row
+        self.got = 0
+        self.transport.write(payload)  # type: ignore[union-attr]
+
+
+class IterationPool(Pool):
+    """A pool whose rows are iterations: step k+1 follows step k's 2xx/3xx on the same
+    connection (a fresh one when the server closed it); the row ends with the last step
+    or the first that fails. Kept apart from `Pool` so that single requests pay nothing."""
+
+    conn_cls = StepConnection
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        rec: Recorder,
+        payloads: list[bytes],
+        host: str,
+        port: int,
+        ssl_ctx: ssl.SSLContext | None,
+        cap: int,
+        connect_timeout: float,
+        iterations: Iterations,
+    ) -> None:
+        super().__init__(loop, rec, payloads, host, port, ssl_ctx, cap, connect_timeout)
+        self.chains = iterations.chains
+        self.n_vars = iterations.n_vars
+        self.n_slots = len(iterations.names)
+        self.resume: dict[int, _Resume] = {}  # rows between two steps, waiting for a connection
+
+    def completed(self, conn: Connection, status: int, keep_alive: bool) -> None:
+        c: StepConnection = conn  # type: ignore[assignment]
+        if not c.chain:
+            super().completed(conn, status, keep_alive)
+            return
+        row = c.row
+        step = c.chain[c.step]
+        rec = self.rec
+        cell = row * self.n_slots + step.slot
+        if status >= 400:
+            rec.failed_step[row] = step.slot
+        elif c.step + 1 < len(c.chain):
+            if any(not c.values[idx] for _, idx in step.captures):
+                # The header to capture is missing: the next step cannot be built.
+                rec.failed_step[row] = step.slot
+                c.row = -1
+                rec.finish(row, status, _PROTOCOL, c.got + c.acc)
+                self._release(c, keep_alive)
+                return
+            rec.step_done[cell] = monotonic_ns()
+            self.resume[row] = (c.chain, c.step + 1, c.values, c.acc + c.got)
+            if keep_alive and not c.closing:
+                c.send(row, b"", rec.step_done[cell])
+            else:
+                c.row = -1
+                self.busy.discard(c)
+                c._abort()
+                self.backlog.appendleft(row)
+                self._next_from_backlog()
+            return
+        c.got += c.acc
+        super().completed(conn, status, keep_alive)
+        if status < 400:  # the last step: it ends when the iteration does
+            rec.step_done[cell] = rec.done[row]
+
+    def _release(self, conn: Connection, keep_alive: bool) -> None:
+        if keep_alive and not conn.closing:
+            if self.backlog:
+                nxt = self.backlog.popleft()
+                conn.send(nxt, self.payloads[nxt % self.n_payloads], monotonic_ns())
+            else:
+                self.busy.discard(conn)
+                self.idle.append(conn)
+        else:
+            self.busy.discard(conn)
+            conn._abort()
+            self._next_from_backlog()
+
+    def failed(self, conn: Connection, outcome: int) -> None:
+        c: StepConnection = conn  # type: ignore[assignment]
+        if c.chain and c.row >= 0:
+            self.rec.failed_step[c.row] = c.chain[c.step].slot
+            c.got += c.acc
+        super().failed(conn, outcome)
+
+    def lost(self, conn: Connection, exc: Exception | None) -> None:
+        c: StepConnection = conn  # type: ignore[assignment]
+        row = c.row
+        if row < 0 or not c.chain:
+            super().lost(conn, exc)
+            return
+        if c.step:  # kept for a resend when the socket was a stale keep-alive one
+            self.resume[row] = (c.chain, c.step, c.values, c.acc)
+        super().lost(conn, exc)
+        if self.rec.outcome[row] != -1:  # not resent: the iteration ends here
+            self.resume.pop(row, None)
+            self.rec.failed_step[row] = c.chain[c.step].slot
+            self.rec.bytes_in[row] += c.acc
+
+    async def _connect(self, row: int) -> None:
+        await super()._connect(row)
+        if self.rec.outcome[row] == _CONNECT:
+            state = self.resume.pop(row, None)
+            chain = state[0] if state else self.chains[row % self.n_payloads]
+            if chain:
+                self.rec.failed_step[row] = chain[state[1] if state else 0].slot
+
+
+class _HeadProbe:
+    """Collects the framing headers of one response head (httptools callbacks)."""
+
+    __slots__ = ("complete", "framed")
+
+    def __init__(self) -> None:
+        self.framed = False
+        self.complete = False
+
+    def on_header(self, name: bytes, _value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+
+def eof_delimited_status(head: bytes) -> int:
+    """The status of a response whose body is delimited by the connection's close, else 0.
+
+    Read only when a connection closes with a response in flight (never per request):
+    `head` is the response's first chunk; a head longer than that chunk, a framed body
+    (Content-Length, chunked) or a status without a body means the close cut it: 0."""
+    probe = _HeadProbe()
+    parser = httptools.HttpResponseParser(probe)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserError:
+        return 0
+    if not probe.complete or probe.framed:
+        return 0
+    status = parser.get_status_code()
+    if status < 200 or status in (204, 304):
+        return 0
+    return int(status)
 
 
 def _describe_connect_error(exc: BaseException) -> str:

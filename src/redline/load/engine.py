@@ -26,7 +26,7 @@ import numpy as np
 
 from redline.errors import TargetUnreachable, UserError
 from redline.load.health import assess
-from redline.load.request import RequestTemplate, Target
+from redline.load.request import Iterations, RequestTemplate, Target
 from redline.load.schedule import Schedule, split_round_robin
 from redline.load.worker import WorkerSpec, worker_main
 from redline.model.health import GeneratorHealth, WorkerStats
@@ -163,7 +163,7 @@ def run_load(
     the worker pids once they are ready (e.g. for a monitor)."""
     preflight(plan.target, plan.connect_timeout_s)
     plan.target.ssl_context()  # a bad CA file fails here, not in every worker
-    payloads = plan.request.render(plan.target)
+    payloads, iterations = plan.request.compile(plan.target)
     offsets = plan.schedule.offsets_ns()
     if offsets.size == 0:
         raise UserError("the schedule holds no request: raise the rate or the duration")
@@ -193,6 +193,7 @@ def run_load(
                 connect_timeout_s=plan.connect_timeout_s,
                 read_timeout_s=plan.read_timeout_s,
                 cpus=plan.cpus,
+                iterations=iterations,
             )
             proc: BaseProcess = ctx.Process(
                 target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True
@@ -223,7 +224,7 @@ def run_load(
             if proc.is_alive():
                 proc.kill()
 
-    return _merge(plan, results, start_ns, anchor_mono, anchor_wall, flag, tuple(pids))
+    return _merge(plan, results, start_ns, anchor_mono, anchor_wall, flag, tuple(pids), iterations)
 
 
 def _set_affinity(cpus: Iterable[int]) -> None:
@@ -234,11 +235,15 @@ def _set_affinity(cpus: Iterable[int]) -> None:
 
 
 def _install_signal_handlers(flag: _StopFlag) -> Callable[[], None]:
+    # Imported here: this function is the only part of the engine that needs it.
+    from redline import interrupts
+
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        interrupts.record(signum)
         flag.set(signal.Signals(signum).name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -409,6 +414,7 @@ def _merge(
     anchor_wall: int,
     flag: _StopFlag,
     pids: tuple[int, ...],
+    iterations: Iterations | None = None,
 ) -> LoadResult:
     results, failures = results_and_failures
     cols: dict[str, list[np.ndarray]] = {}
@@ -448,6 +454,10 @@ def _merge(
         measure_from_ns=start_ns + int(plan.warmup_s * 1e9),
         anchor_mono_ns=anchor_mono,
         anchor_wall_ns=anchor_wall,
+        step_done_ns=merged.get("step_done_ns"),
+        failed_step=merged.get("failed_step"),
+        step_names=iterations.names if iterations else (),
+        step_prev=iterations.prev if iterations else (),
     )
     order = np.argsort(samples.intended_ns, kind="stable")
     samples = samples.select(order)

@@ -23,6 +23,7 @@ class Recorder:
         "dispatched",
         "done",
         "errors",
+        "failed_step",
         "finished",
         "intended",
         "outcome",
@@ -30,9 +31,11 @@ class Recorder:
         "responses",
         "sent",
         "status",
+        "step_done",
+        "steps",
     )
 
-    def __init__(self, intended_abs_ns: np.ndarray) -> None:
+    def __init__(self, intended_abs_ns: np.ndarray, steps: int = 0) -> None:
         n = len(intended_abs_ns)
         self.intended = array("q", intended_abs_ns.astype(np.int64).tobytes())
         self.dispatched = array("q", [NOT_SET]) * n
@@ -41,6 +44,11 @@ class Recorder:
         self.status = array("h", [0]) * n
         self.outcome = array("b", [-1]) * n  # -1: still open; set exactly once per row
         self.bytes_in = array("i", [0]) * n
+        # Iterations only: completion time of every step slot that answered 2xx/3xx
+        # (row-major, `steps` per row), and the slot of the step that failed (-1: none).
+        self.steps = steps
+        self.step_done = array("q", [NOT_SET]) * (n * steps)
+        self.failed_step = array("b", [-1]) * (n if steps else 0)
         self.finished = 0
         self.errors = 0
         self.answered = 0  # responses with status < 400
@@ -81,7 +89,14 @@ class Recorder:
         return rows, done, outcome
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {
+        steps: dict[str, np.ndarray] = {}
+        if self.steps:
+            n = len(self.intended)
+            steps = {
+                "step_done_ns": np.frombuffer(self.step_done, dtype=np.int64).reshape(n, self.steps),
+                "failed_step": np.frombuffer(self.failed_step, dtype=np.int8),
+            }
+        return steps | {
             "intended_ns": np.frombuffer(self.intended, dtype=np.int64),
             "dispatched_ns": np.frombuffer(self.dispatched, dtype=np.int64),
             "sent_ns": np.frombuffer(self.sent, dtype=np.int64),

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from redline.load.client import Pool
+from redline.load.client import IterationPool, Pool
 from redline.load.recorder import Recorder
-from redline.load.request import Target
+from redline.load.request import Iterations, Target
 from redline.load.timer import PreciseTimer
 from redline.model.samples import RequestOutcome
 
@@ -47,6 +47,7 @@ class WorkerSpec:
     connect_timeout_s: float
     read_timeout_s: float
     cpus: tuple[int, ...] | None
+    iterations: Iterations | None = None  # set when requests are multi-step iterations
 
 
 def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
@@ -97,18 +98,15 @@ class WorkerRun:
         self.pipe = pipe
         self.start_ns = start_ns
         self.end_ns = start_ns + spec.span_ns
-        self.rec = Recorder(spec.offsets_ns + start_ns)
+        its = spec.iterations
+        self.rec = Recorder(spec.offsets_ns + start_ns, len(its.names) if its else 0)
         self.n = len(self.rec.intended)
         self.next_row = 0
-        self.pool = Pool(
-            loop,
-            self.rec,
-            spec.payloads,
-            spec.target.host,
-            spec.target.port,
-            ssl_ctx,
-            spec.connection_cap,
-            spec.connect_timeout_s,
+        args = (loop, self.rec, spec.payloads, spec.target.host, spec.target.port, ssl_ctx)
+        self.pool = (
+            IterationPool(*args, spec.connection_cap, spec.connect_timeout_s, its)
+            if its
+            else Pool(*args, spec.connection_cap, spec.connect_timeout_s)
         )
         self.read_timeout_ns = int(spec.read_timeout_s * 1e9)
         self.finished = loop.create_future()

@@ -12,6 +12,7 @@ from redline.model.finding import Finding
 from redline.model.health import GeneratorHealth
 from redline.model.profile import ProfileSummary
 from redline.model.summary import RunSummary
+from redline.model.thresholds import ThresholdReport
 from redline.model.verdict import Verdict
 
 SearchState = Literal["found", "never_stable", "inconclusive", "at_upper_bound", "probe_limit"]
@@ -89,6 +90,7 @@ class CapacityResult(RunDocument):
     monitor: dict[str, Any] | None = None  # MonitorSeries.to_summary()
     limit: Limit | None = None  # what limits N, from the decisive probes (analysis.limit)
     audit_root: str | None = None  # where the configuration the limit is linked to was read
+    thresholds: ThresholdReport | None = None  # --threshold gates, judged on N and the probe at N
 
     def probe_at_n(self) -> ProbeResult | None:
         """The stable probe at N, the full-length confirmation first."""

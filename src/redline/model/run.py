@@ -11,6 +11,7 @@ from redline.model.finding import Finding
 from redline.model.health import GeneratorHealth
 from redline.model.profile import ProfileSummary
 from redline.model.summary import RunSummary
+from redline.model.thresholds import ThresholdReport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,3 +26,4 @@ class RunResult(RunDocument):
     profile: ProfileSummary | None = None
     monitor: dict[str, Any] | None = None  # MonitorSeries.to_summary()
     audit_root: str | None = None
+    thresholds: ThresholdReport | None = None  # --threshold gates, judged on the window (analysis.thresholds)

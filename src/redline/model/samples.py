@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,12 @@ class Samples:
     start_ns:    monotonic time of the schedule's zero (start of warm-up).
     measure_from_ns: monotonic time where the measurement window starts (end of warm-up).
     anchor_mono_ns / anchor_wall_ns: one simultaneous reading of both clocks.
+
+    Multi-step iterations (one row per iteration) add:
+    step_done_ns: (rows, steps) completion time of each step slot answered 2xx/3xx, else NOT_SET;
+    failed_step:  the slot of the step that ended the iteration in error, −1 for none;
+    step_names / step_prev: each slot's name and the slot before it in its iteration
+                  (−1: a first step, which starts at the row's intended time).
     """
 
     intended_ns: np.ndarray
@@ -88,6 +95,10 @@ class Samples:
     measure_from_ns: int
     anchor_mono_ns: int
     anchor_wall_ns: int
+    step_done_ns: np.ndarray | None = None
+    failed_step: np.ndarray | None = None
+    step_names: tuple[str, ...] = ()
+    step_prev: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.intended_ns.shape[0])
@@ -148,6 +159,10 @@ class Samples:
             measure_from_ns=self.measure_from_ns,
             anchor_mono_ns=self.anchor_mono_ns,
             anchor_wall_ns=self.anchor_wall_ns,
+            step_done_ns=None if self.step_done_ns is None else self.step_done_ns[mask],
+            failed_step=None if self.failed_step is None else self.failed_step[mask],
+            step_names=self.step_names,
+            step_prev=self.step_prev,
         )
 
     def measured(self) -> Samples:
@@ -164,19 +179,25 @@ class Samples:
         if not parts:
             raise ValueError("no samples to concatenate")
         first = parts[0]
+        stepped = first.step_done_ns is not None and all(p.step_done_ns is not None for p in parts)
         merged = cls(
             **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS},
             start_ns=first.start_ns,
             measure_from_ns=first.measure_from_ns,
             anchor_mono_ns=first.anchor_mono_ns,
             anchor_wall_ns=first.anchor_wall_ns,
+            step_done_ns=np.concatenate([p.step_done_ns for p in parts]) if stepped else None,
+            failed_step=np.concatenate([p.failed_step for p in parts]) if stepped else None,
+            step_names=first.step_names if stepped else (),
+            step_prev=first.step_prev if stepped else (),
         )
         return merged.sorted()
 
     @classmethod
     def empty(cls, start_ns: int = 0, measure_from_ns: int = 0) -> Samples:
+        columns: dict[str, Any] = {name: np.zeros(0, dtype=dt) for name, dt in _COLUMNS.items()}
         return cls(
-            **{name: np.zeros(0, dtype=dt) for name, dt in _COLUMNS.items()},
+            **columns,
             start_ns=start_ns,
             measure_from_ns=measure_from_ns,
             anchor_mono_ns=0,

@@ -8,10 +8,12 @@
   pool larger than the cache measures the uncached one.
 - keystone.mix: both, interleaved in a fixed ratio (issue:validate).
 
-Before anything is measured the scenario authenticates once per user (preflight): a
-401 or 404 there is a user error (bad credentials, wrong URL), not degradation.
-Passwords and tokens live only in the pre-rendered request bytes; descriptions carry
-neither.
+The credentials are any keystoneauth1 auth type openstack.config loads (password,
+v3applicationcredential, token); keystone.issue sends that auth's own token request.
+Before anything is measured the scenario authenticates through a keystoneauth1 session
+with the cloud's TLS settings and sends each distinct request once (preflight): a 401,
+a 404 or an untrusted certificate there is a user error, not degradation. Secrets live
+only in the pre-rendered request bytes; descriptions carry none.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redline.errors import UserError
-from redline.load.request import RequestTemplate
+from redline.load.request import RequestTemplate, Target
+from redline.scenarios.cloud import Cloud, TlsSettings
 from redline.scenarios.credentials import Credentials
-from redline.scenarios.keystone_client import IssuedToken, KeystoneClient, password_auth_body
+from redline.scenarios.keystone_client import IssuedToken, KeystoneClient
 
 SCENARIOS = ("keystone.issue", "keystone.validate", "keystone.mix")
 EXPIRY_MARGIN_S = 60.0
@@ -76,7 +79,7 @@ def v3_url(auth_url: str) -> str:
 @dataclass(frozen=True)
 class KeystoneOptions:
     scenario: str
-    credentials: Credentials
+    credentials: Credentials | None = None  # redline's own service; else the Cloud given to the scenario
     users: tuple[str, ...] = ()  # keystone.issue: users to cycle through; default: the credentials' user
     users_project: str | None = None  # their project; default: the credentials' project
     token_pool: int = 100
@@ -91,25 +94,45 @@ class KeystoneOptions:
 
 
 class KeystoneScenario:
-    """Builds the request template of a run; keeps the token pool fresh between probes."""
+    """A `redline.scenarios.base.Scenario`: builds the request template of a run and keeps
+    the token pool fresh between probes."""
 
-    def __init__(self, opts: KeystoneOptions) -> None:
+    def __init__(self, opts: KeystoneOptions, cloud: Cloud | None = None, tls: TlsSettings | None = None) -> None:
+        if cloud is None:
+            if opts.credentials is None:
+                raise ValueError("a KeystoneScenario needs a Cloud or Credentials")
+            cloud = opts.credentials.open(tls)
         self.opts = opts
-        self.url = v3_url(opts.credentials.auth_url)
-        self.client = KeystoneClient(self.url)
-        c = opts.credentials
-        self._admin_body = password_auth_body(
-            c.username, c.password, c.user_domain_name, c.project_name, c.project_domain_name
+        self.cloud = cloud
+        self._url = v3_url(cloud.auth_url)
+        self.client = KeystoneClient(self._url, session=cloud.session)
+        a = cloud.describe()
+        self._who = _who(a)
+        if opts.users and cloud.auth_type not in ("password", "v3password"):
+            raise UserError(f"--users needs password credentials (the users share the password), not {cloud.auth_type}")
+        self._users: tuple[str, ...] = opts.users or (str(a.get("username") or self._who),)
+        project = opts.users_project if opts.users_project else None
+        self._user_bodies = (
+            [cloud.auth_request_body(user=u, project=project) for u in opts.users]
+            if opts.users
+            else [cloud.auth_request_body(project=project)]
         )
-        users = opts.users or (c.username,)
-        project = opts.users_project or c.project_name
-        self._user_bodies = [
-            password_auth_body(u, c.password, c.user_domain_name, project, c.project_domain_name) for u in users
-        ]
-        self._users = users
+        self._users_project = opts.users_project or a.get("project_name") or a.get("project_id")
         self._caller: IssuedToken | None = None
         self._pool: list[IssuedToken] = []
         self.token_ttl_s: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.opts.scenario
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def target(self) -> Target:
+        return self.cloud.tls.target(self._url)
 
     @property
     def uses_issue(self) -> bool:
@@ -120,15 +143,14 @@ class KeystoneScenario:
         return self.opts.scenario in ("keystone.validate", "keystone.mix")
 
     def preflight(self) -> None:
-        """Authenticate once as the caller and once per pool user: fail fast and clearly."""
-        c = self.opts.credentials
-        self._caller = self.client.issue(self._admin_body, f"user {c.username!r}")
+        """Authenticate through the session, then send each distinct token request of the
+        run once: fail fast and clearly (bad credentials, wrong URL, untrusted certificate)."""
+        self._caller = self.cloud.token()
         self.token_ttl_s = self._caller.expires_at - time.time()
         if self.uses_issue:
-            project = self.opts.users_project or c.project_name
             for user, body in zip(self._users, self._user_bodies):
-                if user != c.username or project != c.project_name:
-                    self.client.issue(body, f"user {user!r} (project {project!r})")
+                who = f"user {user!r} (project {self._users_project!r})" if self.opts.users else self._who
+                self.client.issue(body, who)
         if self.uses_validate:
             status = self.client.validate(self._caller.token, self._caller.token)
             if status != 200:
@@ -166,11 +188,11 @@ class KeystoneScenario:
             )
         caller = self._caller
         if caller is None or caller.expires_at < deadline:
-            caller = self._caller = self.client.issue(self._admin_body, f"user {self.opts.credentials.username!r}")
+            caller = self._caller = self.cloud.token()
+            if caller.expires_at < deadline:  # the session's cached token is too old for this run
+                caller = self._caller = self.cloud.issue_tokens(1)[0]
         if len(self._pool) != self.opts.token_pool or min(t.expires_at for t in self._pool) < deadline:
-            self._pool = self.client.issue_many(
-                self._admin_body, f"user {self.opts.credentials.username!r}", self.opts.token_pool
-            )
+            self._pool = self.cloud.issue_tokens(self.opts.token_pool)
         return RequestTemplate(
             method="GET",
             path=urlsplit(self.url).path + "/auth/tokens",
@@ -179,30 +201,37 @@ class KeystoneScenario:
         )
 
     def describe(self) -> dict[str, Any]:
-        """For run.json: what was measured, without a password or a token."""
+        """For run.json: what was measured, without a password, a secret or a token."""
         o = self.opts
         d: dict[str, Any] = {
             "name": o.scenario,
             "auth_url": self.url,
-            "credentials": o.credentials.describe(),
+            "credentials": self.cloud.describe(),
             "password_hash_rounds": o.password_hash_rounds,
             "token_ttl_s": None if self.token_ttl_s is None else round(self.token_ttl_s),
         }
         if self.uses_issue:
             d["users"] = list(self._users) if len(self._users) <= 20 else [*self._users[:3], "…", self._users[-1]]
             d["user_count"] = len(self._users)
-            d["users_project"] = o.users_project or o.credentials.project_name
+            d["users_project"] = self._users_project
         if self.uses_validate:
             d["token_pool"] = o.token_pool
         if o.scenario == "keystone.mix":
             d["mix"] = {"issue": o.mix[0], "validate": o.mix[1]}
         return d
 
+    def secrets(self) -> list[str]:
+        """Every secret the scenario holds (for tests that grep results for leaks)."""
+        out = self.cloud.secrets()
+        if self._caller is not None:
+            out.append(self._caller.token)
+        out += [t.token for t in self._pool]
+        return list(dict.fromkeys(out))
 
-def secrets_of(scenario: KeystoneScenario) -> list[str]:
-    """Every secret a scenario holds (for tests that grep results for leaks)."""
-    out = [scenario.opts.credentials.password]
-    if scenario._caller is not None:
-        out.append(scenario._caller.token)
-    out += [t.token for t in scenario._pool]
-    return out
+
+def _who(a: dict[str, Any]) -> str:
+    if a.get("application_credential_id") or a.get("application_credential_name"):
+        return f"application credential {a.get('application_credential_name') or a['application_credential_id']!r}"
+    if a.get("username") or a.get("user_id"):
+        return f"user {a.get('username') or a['user_id']!r}"
+    return f"the {a.get('auth_type')} credentials"

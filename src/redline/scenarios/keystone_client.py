@@ -1,15 +1,18 @@
-"""A small synchronous Keystone v3 client for what happens before a run: checking the
-credentials (preflight) and issuing the pool of tokens a validation scenario sends.
-It is not on the measured path."""
+"""A small synchronous Keystone v3 client over a keystoneauth1 session, for what happens
+before a run: checking credentials (preflight), sending a scenario's own token request once,
+validating, the labs' setup calls. It is not on the measured path. keystoneauth1's failures
+become one line saying what happened (an untrusted certificate is not "did not answer")."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from typing import NoReturn
+
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import session as ksa_session
 
 from redline.errors import TargetUnreachable, UserError
 
@@ -35,35 +38,35 @@ def password_auth_body(user: str, password: str, user_domain: str, project: str,
 
 
 class KeystoneClient:
-    """Talks to one Keystone v3 endpoint (`.../v3`); one connection per thread."""
+    """Talks to one Keystone v3 endpoint (`.../v3`) through a keystoneauth1 session, whose TLS
+    settings (verify, CA file, client certificate) it uses; without one, a default session."""
 
-    def __init__(self, v3_url: str, timeout_s: float = 30.0) -> None:
-        parts = urlsplit(v3_url)
-        self.url = v3_url
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.https else 80)
-        self.prefix = parts.path.rstrip("/")
+    def __init__(self, v3_url: str, timeout_s: float = 30.0, session: ksa_session.Session | None = None) -> None:
+        self.url = v3_url.rstrip("/")
         self.timeout_s = timeout_s
-
-    def _conn(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=self.timeout_s)
+        self.session = session or ksa_session.Session(timeout=timeout_s)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        """(status, response headers, body bytes); transport failures are TargetUnreachable."""
-        conn = self._conn()
+        """(status, response headers, body bytes); any status is returned, transport and TLS
+        failures are one-line user errors."""
+        hdrs = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         try:
-            hdrs = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
-            conn.request(method, self.prefix + path, body=body, headers=hdrs)
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            raise TargetUnreachable(f"identity service at {self.url} did not answer: {exc}") from None
-        finally:
-            conn.close()
+            r = self.session.request(
+                self.url + path,
+                method,
+                data=body,
+                headers=hdrs,
+                authenticated=False,
+                raise_exc=False,
+                connect_retries=0,
+                timeout=self.timeout_s,
+                log=False,  # bodies hold passwords and headers tokens
+            )
+        except ksa_exc.ClientException as exc:
+            fail(exc, self.url)
+        return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content
 
     def issue(self, body: bytes, who: str) -> IssuedToken:
         status, headers, raw = self.request("POST", "/auth/tokens", body)
@@ -97,7 +100,8 @@ def check_auth_status(status: int, raw: bytes, url: str, who: str) -> None:
         return
     if status == 401:
         raise UserError(
-            f"{url} refused the credentials of {who} (401 Unauthorized): check the user, password, project and domains"
+            f"{url} refused the credentials of {who} (401 Unauthorized): check the user, password or application"
+            " credential, project and domains"
         )
     if status == 404:
         raise UserError(f"{url}: POST /auth/tokens is 404 Not Found: is the auth URL a Keystone v3 endpoint (…/v3)?")
@@ -106,3 +110,44 @@ def check_auth_status(status: int, raw: bytes, url: str, who: str) -> None:
     except (ValueError, KeyError, TypeError):
         message = raw[:120].decode("latin-1", "replace")
     raise UserError(f"{url}: POST /auth/tokens for {who} answered {status}: {message}")
+
+
+def fail(exc: Exception, url: str) -> NoReturn:
+    """keystoneauth1's failures as one line saying what happened."""
+    if isinstance(exc, ksa_exc.SSLError):
+        raise UserError(
+            f"{url} answered with a TLS certificate that did not verify ({_ssl_reason(exc)}):"
+            " pass --ca-file FILE (or --os-cacert FILE) with the CA that signed it, or --insecure"
+        ) from None
+    if isinstance(exc, ksa_exc.ConnectTimeout):
+        raise TargetUnreachable(f"{url} did not answer in time: {first_line(exc)}") from None
+    if isinstance(exc, ksa_exc.ConnectFailure):
+        raise TargetUnreachable(f"{url} could not be reached: {first_line(exc)}") from None
+    if isinstance(exc, ksa_exc.Unauthorized):
+        raise UserError(
+            f"{url} refused the credentials (401 Unauthorized): check the user, password or application"
+            " credential, project and domains"
+        ) from None
+    if isinstance(exc, ksa_exc.NotFound):
+        raise UserError(f"{url} answered 404 Not Found: is the auth URL a Keystone v3 endpoint (…/v3)?") from None
+    if isinstance(exc, ksa_exc.DiscoveryFailure):
+        raise UserError(f"{url}: no Keystone version document there ({first_line(exc)})") from None
+    if isinstance(exc, ksa_exc.HttpError):
+        raise UserError(f"{url} answered {exc.http_status}: {first_line(exc)}") from None
+    raise UserError(f"{url}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _ssl_reason(exc: Exception) -> str:
+    text = str(exc)
+    marker = "certificate verify failed: "
+    i = text.find(marker)
+    if i >= 0:
+        return text[i + len(marker) :].split(" (_ssl")[0].split("'")[0].strip(" :()") or "certificate verify failed"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "certificate verify failed"
+    return first_line(exc)

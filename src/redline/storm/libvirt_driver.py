@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from xml.sax.saxutils import escape
 
 from redline.errors import UserError
+from redline.libvirt_bindings import load_libvirt
 from redline.storm.model import InstanceSpec
 from redline.storm.probes import Pinger, SshOutcome, ssh_run
 
@@ -126,8 +127,7 @@ def domain_xml(spec: InstanceSpec, config: LibvirtStormConfig, memory_mib: int, 
 
 
 def _connect(uri: str) -> libvirt.virConnect:
-    import libvirt
-
+    libvirt = load_libvirt("talking to libvirtd (the hypervisor lab, the libvirt storm driver)")
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors are raised, not printed
     try:
         return libvirt.open(uri)
@@ -227,15 +227,15 @@ class LibvirtDriver:
 
 def destroy_domains(uri: str, run_id: str | None) -> list[str]:
     """Destroy (and undefine) the run's domains, every storm's when run_id is None; return
-    what was removed. Never raises: an unreachable libvirtd is a note."""
-    import libvirt
-
+    what was removed. Never raises: an unreachable libvirtd (or missing bindings) is a note."""
     done: list[str] = []
     prefix = f"{PREFIX}{run_id}-" if run_id else PREFIX
     try:
         conn = _connect(uri)
     except UserError as exc:
         return [f"note: {exc}"]
+    import libvirt  # present: _connect loaded it
+
     for dom in conn.listAllDomains(0):
         try:
             name = dom.name()

@@ -365,7 +365,10 @@ def connect(config: OpenStackStormConfig) -> Any:
         import openstack.config
         from openstack import connection
     except ImportError:
-        raise UserError("the openstack driver needs openstacksdk: pip install 'redline[openstack]'") from None
+        # openstacksdk is a dependency of redline: only a broken environment lacks it.
+        raise UserError(
+            "the openstack driver needs openstacksdk, a dependency of redline: pip install redline"
+        ) from None
     _quiet_sdk_logs()
     try:
         if config.clouds_yaml is not None:

@@ -25,6 +25,7 @@ from types import FrameType
 
 import numpy as np
 
+from redline import interrupts
 from redline.storm.driver import CountsCalls, ObservesSubStates, StormDriver, driver_labels
 from redline.storm.model import MARKS, InstanceSpec, StormPlan, StormResult
 from redline.storm.probes import SshOutcome
@@ -346,6 +347,7 @@ def _install_signal_handlers() -> Callable[[], None]:
         nonlocal fired
         if not fired:
             fired = True
+            interrupts.record(signum)
             raise _Interrupted()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

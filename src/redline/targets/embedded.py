@@ -25,6 +25,7 @@ from redline.lab.process import start_calibrated
 from redline.lab.state import ServiceState
 from redline.load.request import RequestTemplate
 from redline.monitor import PidTree
+from redline.scenarios.base import Scenario
 from redline.scenarios.keystone import KeystoneOptions, KeystoneScenario, parse_mix
 
 EmbeddedKind = Literal["identity", "calibrated"]
@@ -36,7 +37,7 @@ CPUs = tuple[int, ...] | None  # None: whichever CPUs this process may use
 
 @dataclass(frozen=True)
 class ScenarioChoice:
-    scenario: KeystoneScenario
+    scenario: Scenario
     lab: ServiceState | None  # the redline lab service behind the URL, if any
 
     def target_description(self) -> dict[str, Any]:

@@ -1,44 +1,47 @@
-"""A Keystone scenario against a given cloud: credentials resolved (options, clouds.yaml,
-OS_*), the lab service behind the URL recognised, the scenario preflighted."""
+"""A Keystone scenario against a given cloud: credentials resolved by openstack.config (options,
+clouds.yaml + secure.yaml, OS_*), the lab service behind the URL recognised, the scenario preflighted."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from redline.lab.state import ServiceState, find_by_url, lab_state_dir
 from redline.scenarios import credentials
+from redline.scenarios.cloud import TlsSettings
 from redline.scenarios.keystone import KeystoneOptions, KeystoneScenario, expand_users, parse_mix, v3_url
 from redline.targets.embedded import ScenarioChoice
 
 
 def keystone_scenario(
     name: str,
-    given: dict[str, str | None],
+    given: Mapping[str, str | None],
     cloud: str | None = None,
     *,
+    tls: TlsSettings | None = None,
     users: str | None = None,
     users_project: str | None = None,
     token_pool: int = 100,
     mix: str = "1:4",
     hash_cost: int | None = None,
 ) -> ScenarioChoice:
-    """`given`: auth_url, username, password, project_name, user_domain_name,
-    project_domain_name (None: from clouds.yaml or OS_*). A lab target's bcrypt cost is known
-    to the lab, so it is recorded without being asked for."""
-    creds = credentials.resolve(given, cloud)
-    lab = find_by_url(v3_url(creds.auth_url))
-    if hash_cost is None and lab is not None:
-        hash_cost = lab.password_hash_rounds
+    """`given`: the --os-* options under openstack.config's names (None: from clouds.yaml or
+    OS_*); `tls`: --ca-file/--insecure over the cloud's own settings. A lab target's bcrypt
+    cost is known to the lab, so it is recorded without being asked for."""
     opts = KeystoneOptions(
         scenario=name,
-        credentials=creds,
         users=expand_users(users) if users else (),
         users_project=users_project,
         token_pool=token_pool,
         mix=parse_mix(mix),
         password_hash_rounds=hash_cost,
     )
-    scenario = KeystoneScenario(opts)
+    opened = credentials.resolve(given, cloud, tls=tls)
+    lab = find_by_url(v3_url(opened.auth_url))
+    if hash_cost is None and lab is not None:
+        opts = replace(opts, password_hash_rounds=lab.password_hash_rounds)
+    scenario = KeystoneScenario(opts, opened)
     scenario.preflight()
     return ScenarioChoice(scenario, lab)
 
