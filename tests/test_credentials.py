@@ -66,7 +66,7 @@ def test_clouds_yaml_with_secure_yaml_and_options_on_top(tmp_path):
     assert c.describe()["username"] == "opt-user" and "options" in c.source
     c = resolve(NONE, None, env | {"OS_CLOUD": "lab"})
     assert "from-secure" in c.secrets()
-    with pytest.raises(UserError, match="no such cloud.*it has: lab"):
+    with pytest.raises(UserError, match=r"no such cloud.*it has: lab"):
         resolve(NONE, "other", env)
 
 

@@ -46,6 +46,14 @@ def print_credentials(state: ServiceState, password: str | None) -> None:
     out_console.print(f"OS_PROJECT_NAME={state.admin_project}")
     out_console.print("OS_USER_DOMAIN_NAME=Default")
     out_console.print("OS_PROJECT_DOMAIN_NAME=Default")
+    if state.config.get("ca_file"):
+        out_console.print(f"OS_CACERT={state.config['ca_file']}", highlight=False)
+    for ac in state.config.get("application_credentials") or ():
+        out_console.print(
+            f"application credential {ac['name']} of {ac['user']}: OS_APPLICATION_CREDENTIAL_ID={ac['id']}"
+            " (secret: the password)",
+            highlight=False,
+        )
     if state.bench_users:
         first, last = state.bench_users[0], state.bench_users[-1]
         out_console.print(
@@ -130,13 +138,20 @@ def identity_up(
     token_ttl: float = typer.Option(3600.0, "--token-ttl", help="Token lifetime, seconds."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for the service, e.g. 1."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    tls: bool = typer.Option(
+        False, "--tls", help="Serve HTTPS behind a fresh self-signed certificate (printed as OS_CACERT)."
+    ),
+    timing_log: Optional[Path] = typer.Option(
+        None, "--timing-log", help="Append 'recv_ns sent_ns status method path' per request (the server's view)."
+    ),
     as_json: UpJson = False,
 ) -> None:
     """Start the service in the background; print its URL and credentials (the password once).
 
-    The password is taken from REDLINE_LAB_PASSWORD when set, else generated."""
+    The password is taken from REDLINE_LAB_PASSWORD when set, else generated. bench-0 has an
+    application credential whose secret is the same password."""
     config = lab.IdentityLabConfig(
-        _state_dir(state_dir), port, workers, hash_rounds, users, token_ttl, parse_cpus(cpus)
+        _state_dir(state_dir), port, workers, hash_rounds, users, token_ttl, parse_cpus(cpus), tls, timing_log
     )
     password, given = admin_password()
     state = lab.up(config, password)
@@ -169,12 +184,25 @@ def identity_serve(
     port: int = typer.Option(0, "--port"),
     workers: int = typer.Option(2, "--workers"),
     token_ttl: float = typer.Option(3600.0, "--token-ttl"),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert"),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key"),
+    timing_log: Optional[Path] = typer.Option(None, "--timing-log"),
 ) -> None:
     """Serve in the foreground (what `up` runs in the background)."""
     from redline.identity.server import ServerConfig, serve
 
     try:
-        code = serve(ServerConfig(state_dir=state_dir, port=port, workers=workers, token_ttl_s=token_ttl))
+        code = serve(
+            ServerConfig(
+                state_dir=state_dir,
+                port=port,
+                workers=workers,
+                token_ttl_s=token_ttl,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                timing_log=timing_log,
+            )
+        )
     except (OSError, FileNotFoundError) as exc:
         raise UserError(f"cannot serve: {exc}") from None
     raise typer.Exit(code)

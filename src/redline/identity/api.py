@@ -1,7 +1,7 @@
 """The Keystone v3 subset, as a pure function of a parsed request and the store.
 
-GET / and GET /v3 (version discovery), POST /v3/auth/tokens (password and token
-methods, project scope or unscoped), GET/HEAD /v3/auth/tokens (validate), DELETE
+GET / and GET /v3 (version discovery), POST /v3/auth/tokens (password, token and
+application_credential methods, project scope or unscoped), GET/HEAD /v3/auth/tokens (validate), DELETE
 /v3/auth/tokens (revoke). Bodies and error documents have Keystone's shapes.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redline.identity.store import Project, Store, User, check_password
+from redline.identity.store import Project, Store, User, check_password, check_secret
 from redline.identity.tokens import TokenCodec, TokenError, TokenPayload, new_audit_id
 
 JSON = "application/json"
@@ -125,6 +125,8 @@ class IdentityAPI:
                 user, parent = self._password(identity["password"]["user"]), None
             elif methods == ["token"]:
                 user, parent = self._token_auth(identity["token"]["id"])
+            elif methods == ["application_credential"]:
+                return self._app_credential_issue(identity["application_credential"], auth, nocatalog)
             else:
                 return error(401, "Unsupported authentication method.")
         except (KeyError, TypeError, AttributeError):
@@ -152,9 +154,47 @@ class IdentityAPI:
             audit_id=new_audit_id(),
             parent_audit_id=parent.audit_id if parent else None,
         )
+        return self._issued(payload, user, project, now, nocatalog)
+
+    def _issued(
+        self, payload: TokenPayload, user: User, project: Project | None, now: float, nocatalog: bool
+    ) -> Response:
         token = self.codec.seal(payload)
         body_doc = self._token_doc(payload, user, project, now, nocatalog)
         return Response(201, json.dumps(body_doc).encode(), (("X-Subject-Token", token),))
+
+    def _app_credential_issue(self, ac: dict[str, Any], auth: dict[str, Any], nocatalog: bool) -> Response:
+        """An application credential's token: scoped to the credential's project, as Keystone
+        does; a scope in the request is refused, as Keystone refuses it."""
+        if auth.get("scope") not in (None, "unscoped"):
+            return error(401, "Application credentials cannot request a scope.")
+        user_id = None
+        if "id" not in ac:
+            who = ac["user"]
+            if "id" in who:
+                user_id = who["id"]
+            else:
+                domain_id = self.store.domain_id(who["domain"].get("id"), who["domain"].get("name"))
+                named = self.store.user_by_name(who["name"], domain_id) if domain_id else None
+                user_id = named.id if named else None
+        cred = self.store.app_credential(ac.get("id"), ac.get("name"), user_id)
+        secret = ac.get("secret")
+        if cred is None or not isinstance(secret, str) or not check_secret(cred.secret_hash, secret):
+            return error(401, _UNAUTHORIZED)
+        user = self.store.user_by_id(cred.user_id)
+        project = self.store.project_by_id(cred.project_id)
+        if user is None or not user.enabled or project is None:
+            return error(401, _UNAUTHORIZED)
+        now = time.time()
+        payload = TokenPayload(
+            user_id=user.id,
+            project_id=project.id,
+            methods=("application_credential",),
+            expires_at=now + self.settings.token_ttl_s,
+            audit_id=new_audit_id(),
+            parent_audit_id=None,
+        )
+        return self._issued(payload, user, project, now, nocatalog)
 
     def _password(self, u: dict[str, Any]) -> User | None:
         password = u["password"]

@@ -4,6 +4,13 @@ its own SO_REUSEPORT socket (the kernel spreads connections over them).
 The parent binds the port first (so that port 0 works), forks the workers, prints one
 banner line with the URL once every worker listens, and on SIGTERM or SIGINT stops
 them all and exits; if one worker dies, it stops the others and exits non-zero.
+
+With a certificate and key it serves HTTPS (the TLS lab: `redline lab identity up --tls`).
+With a timing log, each worker appends one line per request, `recv_ns sent_ns status
+method path` in wall-clock nanoseconds (recv: the request's first byte parsed; sent: the
+response handed to the socket): the server's own view of latency, for comparing what
+load generators report (benchmarks/vs_rally.py). Line-buffered, so a killed worker loses
+nothing it answered.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ import os
 import select
 import signal
 import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import TextIO, cast
 
 import httptools
 
@@ -39,6 +47,13 @@ class ServerConfig:
     port: int = 0
     workers: int = 2
     token_ttl_s: float = 3600.0
+    tls_cert: Path | None = None  # PEM certificate (chain) and its key: serve HTTPS
+    tls_key: Path | None = None
+    timing_log: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -60,10 +75,12 @@ def encode_response(r: Response, keep_alive: bool) -> bytes:
 class _HTTP(asyncio.Protocol):
     """One connection: parse requests with httptools, answer each in order."""
 
-    def __init__(self, api: IdentityAPI) -> None:
+    def __init__(self, api: IdentityAPI, timing: TextIO | None = None) -> None:
         self.api = api
+        self.timing = timing
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.recv_ns = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -88,6 +105,9 @@ class _HTTP(asyncio.Protocol):
             self.transport.close()
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.recv_ns = time.time_ns()
+
     def on_url(self, url: bytes) -> None:
         self.url += url
 
@@ -114,6 +134,8 @@ class _HTTP(asyncio.Protocol):
             self.transport.write(encode_response(response, keep))
             if not keep:
                 self.transport.close()
+        if self.timing is not None:
+            self.timing.write(f"{self.recv_ns} {time.time_ns()} {response.status} {method} {path}\n")
         self._reset()
 
 
@@ -139,11 +161,16 @@ def _worker(config: ServerConfig, port: int, ready_fd: int) -> None:
     asyncio.set_event_loop(loop)
     store = Store(config.state_dir / DB_NAME)
     codec = TokenCodec(load_or_create_keys(config.state_dir / KEYS_DIR))
-    settings = ServiceSettings(public_url=f"http://{config.host}:{port}", token_ttl_s=config.token_ttl_s)
+    settings = ServiceSettings(public_url=f"{config.scheme}://{config.host}:{port}", token_ttl_s=config.token_ttl_s)
     api = IdentityAPI(store, codec, settings)
+    tls = None
+    if config.tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(config.tls_cert, config.tls_key)
+    timing = open(config.timing_log, "a", buffering=1) if config.timing_log else None  # noqa: SIM115 — the worker's life
     sock = _listening_socket(config.host, port)
     sock.listen(1024)
-    server = loop.run_until_complete(loop.create_server(lambda: _HTTP(api), sock=sock))
+    server = loop.run_until_complete(loop.create_server(lambda: _HTTP(api, timing), sock=sock, ssl=tls))
     os.write(ready_fd, b"r")
     os.close(ready_fd)
     try:
@@ -201,7 +228,9 @@ def serve(config: ServerConfig) -> int:
         procs.stop(*children, timeout_s=5)
         print("identity: workers did not start", file=sys.stderr)
         return 1
-    print(f"reference identity service on http://{config.host}:{port}/ ({config.workers} workers)", flush=True)
+    print(
+        f"reference identity service on {config.scheme}://{config.host}:{port}/ ({config.workers} workers)", flush=True
+    )
     code = 0
     while not stopping:
         try:

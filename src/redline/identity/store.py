@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS assignments (user_id TEXT NOT NULL, project_id TEXT N
     PRIMARY KEY (user_id, project_id, role_id));
 CREATE TABLE IF NOT EXISTS revoked (audit_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS application_credentials (id TEXT PRIMARY KEY, name TEXT NOT NULL, user_id TEXT NOT NULL,
+    project_id TEXT NOT NULL, secret_hash BLOB NOT NULL, UNIQUE (name, user_id));
 """
+
+# The application credential `up` creates for bench-0 (project bench), secret: the admin password
+BENCH_APP_CREDENTIAL = "bench-0-ci"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ class User:
     domain: Domain
     password_hash: bytes
     enabled: bool
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    id: str
+    name: str
+    user_id: str
+    project_id: str
+    secret_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -89,16 +103,23 @@ def bootstrap(
         db.executemany("INSERT INTO projects VALUES (?, ?, ?)", [(pid, n, dom_id) for n, pid in projects.items()])
         salt_pw = admin_password.encode()[:72]
 
-        def add_user(name: str, project: str, role_names: tuple[str, ...]) -> None:
+        def add_user(name: str, project: str, role_names: tuple[str, ...]) -> str:
             uid = _new_id()
             hashed = bcrypt.hashpw(salt_pw, bcrypt.gensalt(rounds=hash_rounds))
             db.execute("INSERT INTO users VALUES (?, ?, ?, ?, 1)", (uid, name, dom_id, hashed))
             for r in role_names:
                 db.execute("INSERT INTO assignments VALUES (?, ?, ?)", (uid, projects[project], roles[r]))
+            return uid
 
         add_user(admin_name, admin_project, ("admin", "member", "reader"))
         for i in range(bench_users):
-            add_user(f"bench-{i}", bench_project, ("member", "reader"))
+            uid = add_user(f"bench-{i}", bench_project, ("member", "reader"))
+            if i == 0:
+                hashed = bcrypt.hashpw(salt_pw, bcrypt.gensalt(rounds=hash_rounds))
+                db.execute(
+                    "INSERT INTO application_credentials VALUES (?, ?, ?, ?, ?)",
+                    (_new_id(), BENCH_APP_CREDENTIAL, uid, projects[bench_project], hashed),
+                )
         db.execute("INSERT INTO meta VALUES ('password_hash_rounds', ?)", (str(hash_rounds),))
         db.commit()
     finally:
@@ -183,9 +204,33 @@ class Store:
         # Revocations of tokens that have expired anyway are no longer needed.
         self._db.execute("DELETE FROM revoked WHERE expires_at < ?", (time.time() - 60,))
 
+    def app_credential(self, id_: str | None, name: str | None, user_id: str | None) -> AppCredential | None:
+        """By id, or by name and its user's id (Keystone's two ways to name one)."""
+        if id_ is not None:
+            row = self._db.execute("SELECT * FROM application_credentials WHERE id = ?", (id_,)).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT * FROM application_credentials WHERE name = ? AND user_id = ?", (name, user_id)
+            ).fetchone()
+        return None if row is None else AppCredential(row[0], row[1], row[2], row[3], bytes(row[4]))
+
+    def app_credentials(self) -> list[tuple[str, str, str]]:
+        """(id, name, user name) of every application credential, for `lab identity up`."""
+        rows = self._db.execute(
+            "SELECT a.id, a.name, u.name FROM application_credentials a JOIN users u ON u.id = a.user_id ORDER BY a.name"
+        ).fetchall()
+        return [(str(i), str(n), str(u)) for i, n, u in rows]
+
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+
+def check_secret(hashed: bytes, secret: str) -> bool:
+    try:
+        return bcrypt.checkpw(secret.encode()[:72], hashed)
+    except ValueError:
+        return False
 
 
 def check_password(user: User, password: str) -> bool:

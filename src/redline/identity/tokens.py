@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 VERSION = 1
-METHODS = ("password", "token")
+METHODS = ("password", "token", "application_credential")
 _LAYOUT = struct.Struct(">BB16s16sd16s16s")  # version, methods, user, project, expires, audit, parent audit
 _NO_ID = b"\0" * 16
 

@@ -1,7 +1,9 @@
 """`redline lab identity`: the reference identity service in the background.
 
 `up` bootstraps a fresh database (admin and benchmark users, bcrypt at the chosen cost),
-starts the service in its own session and records its PID; `down` stops the whole
+starts the service in its own session and records its PID (with `tls`, behind a fresh
+self-signed certificate whose path the state records as its CA file; with a timing log,
+the server's own per-request times); `down` stops the whole
 process group; `status` says what runs. The password is never written to the state.
 """
 
@@ -14,7 +16,8 @@ from pathlib import Path
 
 from redline.errors import UserError
 from redline.identity.server import DB_NAME, KEYS_DIR
-from redline.identity.store import bootstrap
+from redline.identity.store import Store, bootstrap
+from redline.lab import tls as lab_tls
 from redline.lab.state import ServiceState, default_state_root, running, spawn_detached, wait_for_line
 from redline.procs import stop
 
@@ -32,6 +35,8 @@ class IdentityLabConfig:
     bench_users: int = 10
     token_ttl_s: float = 3600.0
     cpus: tuple[int, ...] | None = None
+    tls: bool = False
+    timing_log: Path | None = None
 
     def __post_init__(self) -> None:
         if not 4 <= self.hash_rounds <= 31:
@@ -63,6 +68,10 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
             stale.unlink(missing_ok=True)
         shutil.rmtree(d / KEYS_DIR, ignore_errors=True)
         bootstrap(d / DB_NAME, password, config.hash_rounds, config.bench_users)
+        cert, key = lab_tls.self_signed(d) if config.tls else (None, None)
+        if config.timing_log is not None:
+            config.timing_log.parent.mkdir(parents=True, exist_ok=True)
+            config.timing_log.unlink(missing_ok=True)
     except OSError as exc:
         raise UserError(f"cannot prepare the state directory {d}: {exc.strerror or exc}") from None
     args = [
@@ -70,6 +79,10 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
         "--state-dir", str(d), "--port", str(config.port), "--workers", str(config.workers),
         "--token-ttl", str(config.token_ttl_s),
     ]  # fmt: skip
+    if cert is not None and key is not None:
+        args += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    if config.timing_log is not None:
+        args += ["--timing-log", str(config.timing_log.resolve())]
     log = d / LOG
     log.unlink(missing_ok=True)
     proc = spawn_detached(args, log, config.cpus)
@@ -82,9 +95,21 @@ def up(config: IdentityLabConfig, password: str) -> ServiceState:
         "cache": "in-process",
         "token_ttl_s": config.token_ttl_s,
         "cpus": list(config.cpus) if config.cpus else None,
+        "ca_file": str(cert) if cert is not None else None,
+        "timing_log": str(config.timing_log.resolve()) if config.timing_log is not None else None,
+        "application_credentials": _app_credentials(d),
     })  # fmt: skip
     state.save(d)
     return state
+
+
+def _app_credentials(d: Path) -> list[dict[str, str]]:
+    """What clouds.yaml needs of each (the secret is the admin password: not here)."""
+    store = Store(d / DB_NAME)
+    try:
+        return [{"id": i, "name": n, "user": u} for i, n, u in store.app_credentials()]
+    finally:
+        store.close()
 
 
 def down(state_dir: Path) -> ServiceState | None:

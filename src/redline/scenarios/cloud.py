@@ -11,6 +11,7 @@ in clouds.yaml. The session and every secret stay out of reprs, descriptions and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -26,6 +27,13 @@ from openstack.config import loader as sdk_loader
 from redline.errors import UserError
 from redline.load.request import Target
 from redline.scenarios.keystone_client import IssuedToken, fail, first_line
+
+# keystoneauth1 and openstacksdk log their retries ("Failed to discover available identity
+# versions …") as warnings; with no handler configured Python prints them on stderr beside
+# redline's own one-line error. A NullHandler keeps them out of the terminal and still lets
+# an application that configures logging see them.
+for _name in ("keystoneauth", "openstack"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 # auth_type → the token-request method keystone.issue sends for it
 _METHODS = {
@@ -349,7 +357,9 @@ def open_cloud(
             # Keystone's own default domain, as DevStack's clouds.yaml spells out: a bare
             # username/project otherwise fails to authenticate. Other plugins take no user domain.
             loader.defaults.update(_DOMAIN_DEFAULTS)
-        _check_required(auth_type, {**_cloud_of(loader, chosen), **(_cloud_of(loader, chosen).get("auth") or {}), **given})
+        _check_required(
+            auth_type, {**_cloud_of(loader, chosen), **(_cloud_of(loader, chosen).get("auth") or {}), **given}
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a cacert with --insecure: described, not warned about
             region = loader.get_one(chosen, **kwargs)
