@@ -43,7 +43,9 @@ def test_stepped_rps_and_two_request_iterations() -> None:
     assert first.argv[first.argv.index("--rate") + 1] == "20"
     assert first.argv[first.argv.index("--end-rate") + 1] == "100"
     assert first.argv[first.argv.index("--duration") + 1] == "30"
-    assert second.argv is None
+    # validate_nova, constant runner, 2 in flight × 2 flavor lists each
+    assert second.argv is not None and second.argv[1:4] == ("capacity", "--scenario", "openstack.flavors")
+    assert second.argv[second.argv.index("--connections") + 1] == "4"
     assert any(u == "hook sys_call" for u in second.unmapped)
 
 
@@ -70,3 +72,25 @@ def test_cli_error_is_one_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "redline", "import", "rally", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2 and proc.stderr.startswith("redline: error:") and proc.stderr.count("\n") == 1
+
+
+def test_authenticate_validate_nova_becomes_the_flavor_list_at_repetitions_times_the_rate() -> None:
+    (t,) = translate_task((EXAMPLES / "authenticate-validate-nova.yaml").read_text(), "task")
+    # 300 iterations at 10/s, 2 flavor lists each: 30 s at 20 requests/s
+    assert t.argv == (
+        "redline", "run", "--scenario", "openstack.flavors", "--rate", "20", "--duration", "30",
+        "--timeout", "600", "--threshold", "errors<=1%",
+    )  # fmt: skip
+    assert any("2 × novaclient flavors.list()" in n for n in t.notes)
+    assert not any("repetitions" in u for u in t.unmapped)
+    task = (
+        '{"Authenticate.validate_cinder": [{"args": {"repetitions": 3},'
+        ' "runner": {"type": "constant", "times": 10, "concurrency": 2}}]}'
+    )
+    (c,) = translate_task(task, "task")
+    assert c.argv is not None and c.argv[:7] == (
+        "redline", "capacity", "--scenario", "openstack.request", "--service", "volumev3", "--path",
+    )  # fmt: skip
+    assert "--connections" in c.argv and c.argv[c.argv.index("--connections") + 1] == "6"
+    (o,) = translate_task('{"Authenticate.validate_octavia": [{"args": {"repetitions": 1}, "runner": {}}]}', "task")
+    assert o.argv is None and "no preset for octavia" in o.unmapped[0]

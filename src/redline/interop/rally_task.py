@@ -30,6 +30,23 @@ _SCENARIOS: dict[str, tuple[str, int, tuple[str, ...], str]] = {
     ),
 }
 
+# Authenticate.validate_<service>: each iteration makes `repetitions` list calls to that
+# service with the user's token (rally_openstack/task/scenarios/authenticate) → the same call
+# as an openstack.* scenario (options after --scenario).
+_VALIDATE: dict[str, tuple[tuple[str, ...], str]] = {
+    "nova": (("openstack.flavors",), "novaclient flavors.list(): GET /flavors/detail"),
+    "glance": (("openstack.images",), "glanceclient images.list(name=…): GET /v2/images (Rally adds a name filter)"),
+    "neutron": (("openstack.networks",), "neutronclient list_networks(): GET /v2.0/networks"),
+    "cinder": (
+        ("openstack.request", "--service", "volumev3", "--path", "/types"),
+        "cinderclient volume_types.list(): GET /types",
+    ),
+    "heat": (
+        ("openstack.request", "--service", "orchestration", "--path", "/stacks?limit=0"),
+        "heatclient stacks.list(limit=0): GET /stacks?limit=0",
+    ),
+}
+
 _RALLY_RPS_TIMEOUT_S = 600.0  # rally's rps/constant runner default iteration timeout
 
 
@@ -179,31 +196,54 @@ def _rps_schedule(rps: dict[str, Any], times: float, where: str) -> tuple[float,
     return start, end, seconds + left / rate
 
 
+_VALIDATE_NAMES = frozenset(f"Authenticate.validate_{k}" for k in _VALIDATE)
+
+
+def _validate_scenario(w: _Workload, where: str, notes: list[str]) -> tuple[str, int, tuple[str, ...], str] | None:
+    """Authenticate.validate_<service> as (scenario, requests per iteration, options, note)."""
+    if w.name not in _VALIDATE_NAMES:
+        return None
+    service = w.name.removeprefix("Authenticate.validate_")
+    (scenario, *extra), call = _VALIDATE[service]
+    repetitions = int(_num(w.args.get("repetitions", 1), "args.repetitions", where))
+    if repetitions < 1:
+        raise UserError(f"{where}: args.repetitions must be at least 1")
+    if "repetitions" not in w.args:
+        notes.append("args.repetitions is required by Rally; taken as 1")
+    note = (
+        f"one Rally iteration is {repetitions} × {call} with the user's token, which {service} validates with"
+        f" Keystone; redline sends the same call at {repetitions}× the iteration rate with pooled tokens (--tokens):"
+        " Rally's per-iteration client authenticates too — for that path as well use a two-step scenario file"
+        " (examples/scenarios/token-then-catalog.yaml)"
+    )
+    return scenario, repetitions, tuple(extra), note
+
+
 def _translate(w: _Workload, where: str) -> Translation:
     notes: list[str] = []
     unmapped: list[str] = []
     extra: tuple[str, ...]
-    known = _SCENARIOS.get(w.name)
+    known = _SCENARIOS.get(w.name) or _validate_scenario(w, where, notes)
     if known is None:
         if w.name.startswith("Authenticate.validate_"):
             service = w.name.removeprefix("Authenticate.validate_")
             unmapped.append(
-                f"scenario {w.name}: each iteration lists {service} resources with the user's token (a request to"
-                " that service, which validates the token with Keystone): it needs a multi-step scenario file,"
-                " which this redline cannot write yet"
+                f"scenario {w.name}: redline has no preset for {service} (it maps validate_"
+                f"{', validate_'.join(sorted(_VALIDATE))}); write its list call as a scenario file (docs/scenarios.md)"
             )
         else:
             unmapped.append(
                 f"scenario {w.name}: redline has no equivalent (it maps Authenticate.keystone,"
-                " KeystoneBasic.authenticate_user_and_validate_token)"
+                " KeystoneBasic.authenticate_user_and_validate_token and Authenticate.validate_*)"
             )
         scenario, per_iteration, extra = None, 1, ()
     else:
         scenario, per_iteration, extra, note = known
         if note:
             notes.append(note)
-        if w.args:
-            unmapped.append(f"scenario args {json.dumps(w.args, sort_keys=True)} (the scenario takes none in redline)")
+        args = {k: v for k, v in w.args.items() if not (w.name in _VALIDATE_NAMES and k == "repetitions")}
+        if args:
+            unmapped.append(f"scenario args {json.dumps(args, sort_keys=True)} (the scenario takes none in redline)")
 
     argv: list[str] | None = None
     r = w.runner
@@ -274,7 +314,9 @@ def _translate(w: _Workload, where: str) -> Translation:
         else:
             unmapped.append(f"sla {name}")
     if thresholds and per_iteration > 1:
-        notes.append("the thresholds judge each request, where Rally's SLA judges each iteration (2 requests)")
+        notes.append(
+            f"the thresholds judge each request, where Rally's SLA judges each iteration ({per_iteration} requests)"
+        )
 
     for hook in w.hooks:
         label = hook.get("name") or next(iter(hook.get("action", {}) or {}), "?") if isinstance(hook, dict) else "?"
