@@ -163,6 +163,15 @@ def test_two_step_iteration_issue_then_validate(relay, tmp_path):
 
     doc = json.loads((outcome.folder.path / "run.json").read_text())
     assert [st["name"] for st in doc["summary"]["steps"]] == ["token: issue", "token: validate"]
+    # the per-step columns are in samples.npz: the step figures are recomputed from the folder
+    from redline.analysis.run_summary import summarize
+    from redline.store.npz import read_samples
+
+    back = read_samples(outcome.folder.path / "samples.npz")
+    assert back.step_done_ns is not None and np.array_equal(back.step_done_ns, s.step_done_ns)
+    assert back.step_names == s.step_names and back.step_prev == s.step_prev
+    again = summarize(back, summary.window_s, summary.offered_rps, back.measure_from_ns)
+    assert again.steps == summary.steps
     stored = b"".join(p.read_bytes() for p in outcome.folder.path.rglob("*") if p.is_file())
     for token in relay.tokens:
         assert token not in stored

@@ -22,18 +22,36 @@ def write_samples(path: Path, samples: Samples) -> Path:
     clock = np.array(
         [samples.start_ns, samples.measure_from_ns, samples.anchor_mono_ns, samples.anchor_wall_ns], dtype=np.int64
     )
-    return write_npz(path, clock=clock, **{name: getattr(samples, name) for name in COLUMN_DTYPES})
+    arrays: dict[str, np.ndarray] = {name: getattr(samples, name) for name in COLUMN_DTYPES}
+    if samples.step_done_ns is not None and samples.failed_step is not None:
+        # Multi-step iterations: each step's completion and the step that failed, so that
+        # summary.steps can be recomputed from the folder like every other figure.
+        arrays["step_done_ns"] = samples.step_done_ns.astype(np.int64, copy=False)
+        arrays["failed_step"] = samples.failed_step
+        meta = {"names": list(samples.step_names), "prev": list(samples.step_prev)}
+        arrays["step_meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    return write_npz(path, clock=clock, **arrays)
 
 
 def read_samples(path: Path) -> Samples:
     with np.load(path) as data:
         start, measure_from, mono, wall = (int(v) for v in data["clock"])
+        steps: dict[str, Any] = {}
+        if "step_done_ns" in data.files:
+            meta = json.loads(bytes(data["step_meta"]).decode())
+            steps = {
+                "step_done_ns": data["step_done_ns"],
+                "failed_step": data["failed_step"],
+                "step_names": tuple(meta["names"]),
+                "step_prev": tuple(int(p) for p in meta["prev"]),
+            }
         return Samples(
             **{name: data[name].astype(dt, copy=False) for name, dt in COLUMN_DTYPES.items()},
             start_ns=start,
             measure_from_ns=measure_from,
             anchor_mono_ns=mono,
             anchor_wall_ns=wall,
+            **steps,
         )
 
 
