@@ -30,6 +30,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 # summary keys: avg is the mean, as k6 spells it
 _LATENCY = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p99.9": "p99.9", "max": "max", "avg": "mean"}
+# schedule lag is stored as the generator's health records it (load.health): no p95, no mean
+_LAG = ("p50", "p90", "p99", "p99.9", "max")
 _TIME_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001}
 _RATE_UNITS = ("", "/s", "rps")
 
@@ -46,12 +48,14 @@ def metric_names() -> tuple[str, ...]:
         lat
         + tuple(f"service_{k}" for k in lat)
         + ("errors", "error_count", "achieved", "n")
-        + tuple(f"lag_{k}" for k in lat)
+        + tuple(f"lag_{k}" for k in _LAG)
     )
 
 
 def _kind(metric: str) -> str | None:
-    if metric in _LATENCY or (metric.startswith(("service_", "lag_")) and metric.split("_", 1)[1] in _LATENCY):
+    if metric in _LATENCY or (metric.startswith("service_") and metric[8:] in _LATENCY):
+        return "ms"
+    if metric.startswith("lag_") and metric[4:] in _LAG:
         return "ms"
     return {"errors": "ratio", "error_count": "count", "achieved": "/s", "n": "/s"}.get(metric)
 
@@ -108,7 +112,8 @@ def parse_thresholds(texts: Iterable[str], command: str = "run") -> tuple[Thresh
     return tuple(out)
 
 
-def _fmt(value: float, unit: str) -> str:
+def format_value(value: float, unit: str) -> str:
+    """A figure or a limit in its metric's unit, as the reasons and the report show it."""
     if unit == "ms":
         return f"{value:,.2f} ms" if value >= 0.1 or value == 0 else f"{value * 1000:,.1f} µs"
     if unit == "ratio":
@@ -140,9 +145,7 @@ def _judge(t: Threshold, measured: float | None, source: str, samples: int | Non
         return ThresholdCheck(t, False, None, source, samples, window_s, f"{t.expression}: not measured — {missing}")
     ok = _OPS[t.op](measured, t.value)
     counted = f" over {samples:,} {what}" if samples is not None else ""
-    reason = (
-        f"{t.metric} = {_fmt(measured, t.unit)}{counted} of {source}; {t.expression}: {'passed' if ok else 'BROKEN'}"
-    )
+    reason = f"{t.metric} = {format_value(measured, t.unit)}{counted} of {source}; {t.expression}: {'passed' if ok else 'BROKEN'}"
     return ThresholdCheck(t, ok, measured, source, samples, window_s, reason)
 
 

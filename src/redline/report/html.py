@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 
 from redline.analysis.limit import decisive_probes
 from redline.analysis.profile_stacks import parse_collapsed
+from redline.analysis.thresholds import format_value
 from redline.model.capacity import CapacityResult
 from redline.model.profile import ProfileSummary
 from redline.profile.pyspy import read_collapsed
@@ -230,10 +231,46 @@ def render_html(run: RunData, charts: list[ChartBlock], notes: list[str], png_na
         notes=notes,
         png_names=png_names,
         profiles=profile_blocks(run),
+        gates=threshold_rows(run),
         plotly_js=get_plotlyjs(),
         plotly_config=json.dumps(PLOTLY_CONFIG),
         escape=_html.escape,
     )
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One --threshold as the report's Thresholds section shows it."""
+
+    expression: str
+    limit: str  # the gate in its metric's unit: "< 1.0 µs", ">= 40.0/s"
+    measured: str  # the figure judged, or "not measured"
+    passed: bool
+    source: str
+    samples: str
+    reason: str
+
+
+def threshold_rows(run: RunData) -> list[GateRow]:
+    """The gates judged on this result (run.json `thresholds`), in the order given."""
+    report = run.result.thresholds
+    if report is None:
+        return []
+    rows = []
+    for c in report.checks:
+        t = c.threshold
+        rows.append(
+            GateRow(
+                expression=t.expression,
+                limit=f"{t.op} {format_value(t.value, t.unit)}",
+                measured="not measured" if c.measured is None else format_value(c.measured, t.unit),
+                passed=c.passed,
+                source=c.source,
+                samples="—" if c.samples is None else f"{c.samples:,}",
+                reason=c.reason,
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)

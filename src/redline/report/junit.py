@@ -34,6 +34,7 @@ class Case:
     detail: str = ""  # the failure's text body
     skipped: str | None = None
     output: str = ""  # system-out: what was measured, for passing cases too
+    failure_type: str = "threshold"  # the failure element's type: threshold, search or audit
 
 
 def _mask(text: str) -> str:
@@ -60,7 +61,7 @@ def junit_xml(suite: str, cases: Iterable[Case], time_s: float, properties: dict
     for c in cases:
         tc = ET.SubElement(ts, "testcase", name=c.name, classname=c.classname, time=f"{c.time_s:.3f}")
         if c.failure is not None:
-            f = ET.SubElement(tc, "failure", message=_mask(c.failure), type="threshold")
+            f = ET.SubElement(tc, "failure", message=_mask(c.failure), type=c.failure_type)
             f.text = _mask(c.detail or c.failure)
         elif c.skipped is not None:
             ET.SubElement(tc, "skipped", message=_mask(c.skipped))
@@ -107,6 +108,7 @@ def run_cases(doc: RunResult) -> list[Case]:
         time_s=s.window_s if s else 0.0,
         failure=None if ok else f"no request succeeded: {measured}",
         output=measured,
+        failure_type="errors",
     )
     return [succeeded, *_threshold_cases(doc.thresholds, "redline.run")]
 
@@ -121,7 +123,7 @@ def capacity_cases(doc: CapacityResult) -> list[Case]:
     )
     n_case = Case(
         name="N found", classname="redline.capacity", time_s=doc.time_taken_s or 0.0,
-        failure=None if found else text, output=text,
+        failure=None if found else text, output=text, failure_type="search",
     )  # fmt: skip
     return [n_case, *_threshold_cases(doc.thresholds, "redline.capacity")]
 
@@ -151,6 +153,7 @@ def audit_cases(report: AuditReport, fail_on: Severity) -> list[Case]:
                 detail=body,
                 skipped=(evidence or "not applicable: its input is absent") if f.status is Status.SKIP else None,
                 output=f"{f.status}: {body}",
+                failure_type="audit",
             )
         )
     return cases
