@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine import machine  # benchmarks/engine.py: the same machine facts in every result
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 USERS = 4
@@ -590,23 +592,6 @@ def findings(rows: list[Row]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def machine() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "loadavg_before": os.getloadavg()[0],
-    }
 
 
 def versions(vdir: Path) -> dict:

@@ -207,10 +207,13 @@ def test_mix_of_an_iteration_and_single_requests(relay, tmp_path):
     assert [(st.count, st.errors) for st in outcome.summary.steps] == [(10, 0), (10, 0)]
 
 
-def test_steps_continue_on_a_fresh_connection_when_the_server_closes():
-    from test_run_errors import _OneShotServer  # HTTP/1.0 style: body ends at close
+def _capture_then_use_against(answer: bytes):
+    """Two steps (capture X-Subject-Token, send it back) at 10/s for 1 s against a server that
+    answers `answer` and closes; (samples, connections the server accepted)."""
+    from redline.load.engine import run_load
+    from test_run_errors import _OneShotServer
 
-    server = _OneShotServer(b"HTTP/1.0 200 OK\r\nX-Subject-Token: abc\r\n\r\nbody")
+    server = _OneShotServer(answer)
     try:
         request = RequestTemplate(
             steps=(
@@ -226,41 +229,22 @@ def test_steps_continue_on_a_fresh_connection_when_the_server_closes():
             cpus=GEN_CPUS,
             read_timeout_s=3,
         )
-        from redline.load.engine import run_load
-
-        s = run_load(plan).samples
+        return run_load(plan).samples, server.connections
     finally:
         server.close()
+
+
+def test_steps_continue_on_a_fresh_connection_when_the_server_closes():
+    answer = b"HTTP/1.0 200 OK\r\nX-Subject-Token: abc\r\n\r\nbody"  # HTTP/1.0 style: body ends at close
+    s, connections = _capture_then_use_against(answer)
     assert np.all(s.outcome == RequestOutcome.OK), s.outcome
-    assert server.connections == 20  # one per step: each answer closed its connection
+    assert connections == 20  # one per step: each answer closed its connection
     assert s.step_done_ns is not None and np.all(s.step_done_ns > 0)
-    assert np.all(s.bytes_in == 2 * len(b"HTTP/1.0 200 OK\r\nX-Subject-Token: abc\r\n\r\nbody"))
+    assert np.all(s.bytes_in == 2 * len(answer))
 
 
 def test_missing_captured_header_ends_the_iteration_as_protocol():
-    from test_run_errors import _OneShotServer
-
-    server = _OneShotServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    try:
-        request = RequestTemplate(
-            steps=(
-                RequestTemplate(path="/issue", capture=(("X-Subject-Token", "token"),)),
-                RequestTemplate(path="/use", headers=(("X-Auth-Token", "${token}"),)),
-            )
-        )
-        plan = LoadPlan(
-            target=Target.from_url(f"http://127.0.0.1:{server.port}/"),
-            request=request,
-            schedule=Schedule(rate=10, duration_s=1.0),
-            workers=1,
-            cpus=GEN_CPUS,
-            read_timeout_s=3,
-        )
-        from redline.load.engine import run_load
-
-        s = run_load(plan).samples
-    finally:
-        server.close()
+    s, connections = _capture_then_use_against(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert np.all(s.outcome == RequestOutcome.PROTOCOL) and np.all(s.status == 200)
-    assert server.connections == 10  # step 2 never sent
+    assert connections == 10  # step 2 never sent
     assert s.failed_step is not None and np.all(s.failed_step == 0)

@@ -200,6 +200,10 @@ class Pool:
         row = conn.row
         conn.row = -1
         self.rec.finish(row, status, _OK if status < 400 else _HTTP, conn.got)
+        self._release(conn, keep_alive)
+
+    def _release(self, conn: Connection, keep_alive: bool) -> None:
+        """The connection's next request from the backlog, or back to idle."""
         if keep_alive and not conn.closing:
             if self.backlog:
                 nxt = self.backlog.popleft()
@@ -371,19 +375,6 @@ class IterationPool(Pool):
         super().completed(conn, status, keep_alive)
         if status < 400:  # the last step: it ends when the iteration does
             rec.step_done[cell] = rec.done[row]
-
-    def _release(self, conn: Connection, keep_alive: bool) -> None:
-        if keep_alive and not conn.closing:
-            if self.backlog:
-                nxt = self.backlog.popleft()
-                conn.send(nxt, self.payloads[nxt % self.n_payloads], monotonic_ns())
-            else:
-                self.busy.discard(conn)
-                self.idle.append(conn)
-        else:
-            self.busy.discard(conn)
-            conn._abort()
-            self._next_from_backlog()
 
     def failed(self, conn: Connection, outcome: int) -> None:
         c: StepConnection = conn  # type: ignore[assignment]

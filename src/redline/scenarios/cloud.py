@@ -347,7 +347,8 @@ def open_cloud(
                 kwargs["key"] = tls.key_file
         if not kwargs.get("auth_type") and not _has_auth_type(loader, chosen, env):
             kwargs["auth_type"] = _guess_auth_type(given, loader, chosen)
-        auth_type = str(kwargs.get("auth_type") or _cloud_of(loader, chosen).get("auth_type") or "password")
+        entry = _cloud_of(loader, chosen)
+        auth_type = str(kwargs.get("auth_type") or entry.get("auth_type") or "password")
         if _from_defaults(loader, chosen):
             auth_type = str(kwargs.get("auth_type") or env.get("OS_AUTH_TYPE") or "password")
             kwargs.setdefault("auth_type", auth_type)
@@ -357,9 +358,7 @@ def open_cloud(
             # Keystone's own default domain, as DevStack's clouds.yaml spells out: a bare
             # username/project otherwise fails to authenticate. Other plugins take no user domain.
             loader.defaults.update(_DOMAIN_DEFAULTS)
-        _check_required(
-            auth_type, {**_cloud_of(loader, chosen), **(_cloud_of(loader, chosen).get("auth") or {}), **given}
-        )
+        _check_required(auth_type, {**entry, **(entry.get("auth") or {}), **given})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a cacert with --insecure: described, not warned about
             region = loader.get_one(chosen, **kwargs)
