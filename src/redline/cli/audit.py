@@ -32,7 +32,7 @@ def audit_command(
     fail_on: Optional[str] = typer.Option(
         None,
         "--fail-on",
-        help="Exit 1 when a check fails at this severity or above: low, medium or high "
+        help="Exit 1 when a check fails at this severity or above: info, low, medium or high "
         "(the JUnit cases fail the same way; without it, at high).",
     ),
 ) -> None:
