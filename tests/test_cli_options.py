@@ -18,9 +18,16 @@ from redline.errors import UserError
 
 SCENARIO = [
     "--scenario", "--os-cloud", "--os-auth-url", "--os-username", "--os-password", "--os-project-name",
-    "--os-user-domain-name", "--os-project-domain-name", "--users", "--users-project", "--token-pool", "--mix",
-    "--password-hash-cost",
+    "--os-user-domain-name", "--os-project-domain-name",
+    # every keystoneauth1 auth type, region, interface and TLS (openstack.config)
+    "--os-auth-type", "--os-application-credential-id", "--os-application-credential-name",
+    "--os-application-credential-secret", "--os-token", "--os-region-name", "--os-interface", "--os-cacert",
+    "--os-cert", "--os-key",
+    "--users", "--users-project", "--token-pool", "--mix", "--password-hash-cost",
+    # openstack.* scenarios and scenario files
+    "--service", "--path", "--microversion", "--presets", "--scenario-file", "--tokens",
 ]  # fmt: skip
+GATING = ["--threshold", "--junit"]  # CI gates, last
 REQUEST = ["--method", "--header", "--body", "--body-file"]
 GENERATOR = ["--workers", "--cpus", "--connections", "--timeout", "--connect-timeout", "--insecure", "--ca-file"]
 OUTPUT = ["--results", "--name", "--json"]
@@ -35,7 +42,7 @@ def _options(command: str) -> list[str]:
 
 def test_run_and_capacity_list_their_options_in_the_order_they_always_had() -> None:
     run_own = ["--url", "--rate", "--duration", "--warmup", "--end-rate", "--arrival"]
-    assert _options("run") == run_own + REQUEST + GENERATOR + ["--seed"] + DIAGNOSIS + OUTPUT + SCENARIO
+    assert _options("run") == run_own + REQUEST + GENERATOR + ["--seed"] + DIAGNOSIS + OUTPUT + SCENARIO + GATING
     capacity_own = [
         "--url",
         "--embedded",
@@ -47,7 +54,10 @@ def test_run_and_capacity_list_their_options_in_the_order_they_always_had() -> N
         "--resolution",
         "--slo-p99",
     ]
-    assert _options("capacity") == capacity_own + REQUEST + ["--arrival"] + GENERATOR + DIAGNOSIS + OUTPUT + SCENARIO
+    assert (
+        _options("capacity")
+        == capacity_own + REQUEST + ["--arrival"] + GENERATOR + DIAGNOSIS + OUTPUT + SCENARIO + GATING
+    )
 
 
 @dataclass(frozen=True)
