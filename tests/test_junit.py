@@ -31,10 +31,10 @@ def test_run_junit_has_one_case_per_threshold_and_fails_the_broken_one(calibrate
     )  # fmt: skip
     assert proc.returncode == 99, proc.stderr
     cases = {c.name: c for c in _cases(out)}
-    assert {"p99<0.001ms", "errors<1%"} <= set(cases), list(cases)
-    (broken,) = _failed(cases["p99<0.001ms"])
+    assert set(cases) == {"requests succeeded", "threshold p99<0.001ms", "threshold errors<1%"}, list(cases)
+    (broken,) = _failed(cases["threshold p99<0.001ms"])
     assert broken.type == "threshold" and "BROKEN" in (broken.message or "")
-    assert not _failed(cases["errors<1%"])
+    assert not _failed(cases["threshold errors<1%"]) and not _failed(cases["requests succeeded"])
 
 
 def test_audit_junit_one_case_per_check_and_fail_on(tmp_path):

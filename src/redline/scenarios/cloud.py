@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,7 @@ _AUTH_KEYS = frozenset(
         "token",
     }
 )
+_RETRY_PAUSES_S = (0.25, 0.5, 1.0)  # between tries of a call that met a connection failure
 _DOMAIN_DEFAULTS = {"user_domain_name": "Default", "project_domain_name": "Default"}
 _SECRET_KEYS = ("password", "application_credential_secret", "token", "passcode", "client_secret", "secret")
 
@@ -268,6 +270,17 @@ class Cloud:
         return [str(self._auth[k]) for k in _SECRET_KEYS if self._auth.get(k)] + list(self._issued)
 
     def _call(self, fn: Any) -> Any:
+        # A connection reset right after an overloading probe (uWSGI drops what its listen
+        # queue held) is not an unreachable target: tried again after a pause, as between
+        # probes redline waits for the backlog to drain anyway. A target that stays down
+        # fails after the last pause.
+        for pause_s in _RETRY_PAUSES_S:
+            try:
+                return fn()
+            except ksa_exc.ConnectFailure:
+                time.sleep(pause_s)
+            except ksa_exc.ClientException as exc:
+                fail(exc, self.auth_url)
         try:
             return fn()
         except ksa_exc.ClientException as exc:
