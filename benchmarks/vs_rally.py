@@ -4,10 +4,13 @@
 Run from the repository root:
 
     .venv/bin/python benchmarks/vs_rally.py [--rates 10,20,40,80,160,320] [--duration 12]
+        [--target reference|keystone]
 
-It starts the reference identity service (`redline lab identity up`, one worker, 4 users,
-bcrypt cost 4) pinned to one core with a timing log (one line per request, the server's
-view), creates a Rally "existing users" environment for it, and at each offered rate of
+It starts the target pinned to one core with a timing log (one line per request, the
+server's view) — the reference identity service (`redline lab identity up`, one worker) or,
+with --target keystone, real Keystone from PyPI under uWSGI with memcached (`redline lab
+keystone up --processes 2 --cache memcached`), both with 4 users at bcrypt cost 4 —
+creates a Rally "existing users" environment for it, and at each offered rate of
 the ladder runs, pinned to the other core:
 
 - Rally (PyPI rally-openstack, cached venv): `rally task start`, scenario
@@ -180,7 +183,16 @@ def run_tree(cmd: list[str], cpu: int, out: Path, env: dict[str, str], timeout: 
 # --------------------------------------------------------------------------- the server's view
 
 
-def server_view(log: Path, t0: float, t1: float) -> dict:
+def _span_ns(parts: list[str], target: str) -> tuple[int, int]:
+    """(received, written) in ns since the epoch from one timing-log line: the reference
+    service writes `recv_ns sent_ns`, uWSGI (the Keystone lab) `start_us duration_us`."""
+    if target == "keystone":
+        recv = int(parts[0]) * 1000
+        return recv, recv + int(parts[1]) * 1000
+    return int(parts[0]), int(parts[1])
+
+
+def server_view(log: Path, t0: float, t1: float, target: str) -> dict:
     """Lines of the timing log whose receive time falls in [t0, t1] (wall seconds)."""
     lo, hi = int(t0 * 1e9), int(t1 * 1e9)
     lat: list[float] = []
@@ -194,7 +206,7 @@ def server_view(log: Path, t0: float, t1: float) -> dict:
         parts = line.split(" ", 4)
         if len(parts) < 5:
             continue
-        recv, sent = int(parts[0]), int(parts[1])
+        recv, sent = _span_ns(parts, target)
         if not lo <= recv <= hi:
             continue
         total += 1
@@ -350,7 +362,7 @@ class Bench:
             lag_p99_ms=pct(lags, 99),
             lag_max_ms=max(lags),
             intended_p99_ms=pct(from_intended, 99),
-            server=server_view(self.log, w0 - 0.05, w1 + 0.05),
+            server=server_view(self.log, w0 - 0.05, w1 + 0.05, a.target),
             window=(w0, w1),
             wall_s=run.wall_end - run.wall_start,
         )
@@ -432,7 +444,7 @@ class Bench:
             lag_p99_ms=lag.get("p99"),
             lag_max_ms=lag.get("max"),
             intended_p99_ms=lat.get("p99"),  # redline counts from the intended send time
-            server=server_view(self.log, w0 - 0.05, w1 + 0.05),
+            server=server_view(self.log, w0 - 0.05, w1 + 0.05, a.target),
             window=(w0, w1),
             wall_s=run.wall_end - run.wall_start,
         )
@@ -452,31 +464,38 @@ class Bench:
 
 class Lab:
     def __init__(self, args, tmp: Path, password: str) -> None:
-        self.state = tmp / "identity"
+        self.kind = "keystone" if args.target == "keystone" else "identity"
+        self.state = tmp / self.kind
         self.log = tmp / "timing.log"
         self.args = args
         self.env = os.environ | {"REDLINE_LAB_PASSWORD": password}
         self.up_done = False
 
-    def _redline(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "redline", "lab", "identity", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=180,
-        )
+    def _redline(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "redline", "lab", self.kind, *args],
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise Fatal(f"redline lab {self.kind} {args[0]} took longer than {timeout:.0f} s") from None
 
     def up(self) -> str:
         self.up_done = True
+        if self.kind == "keystone":
+            workers = ("--processes", str(self.args.keystone_processes), "--cache", "memcached")
+        else:
+            workers = ("--workers", "1")
         proc = self._redline(
             "up",
             "--port",
             "0",
             "--cpus",
             str(self.args.server_cpu),
-            "--workers",
-            "1",
+            *workers,
             "--users",
             str(USERS),
             "--hash-rounds",
@@ -486,9 +505,10 @@ class Lab:
             "--timing-log",
             str(self.log),
             "--json",
+            timeout=900,  # the first Keystone lab installs Keystone from PyPI
         )
         if proc.returncode != 0:
-            raise Fatal(f"redline lab identity up failed: {_tail(proc.stderr or proc.stdout)}")
+            raise Fatal(f"redline lab {self.kind} up failed: {_tail(proc.stderr or proc.stdout)}")
         return json.loads(proc.stdout)["url"]
 
     def down(self) -> None:
@@ -624,13 +644,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Rally's rps runner max_cpu_count: worker processes (default 1, one core; Rally's own default is "
         "the machine's CPU count, whatever the affinity)",
     )
+    p.add_argument(
+        "--target",
+        choices=("reference", "keystone"),
+        default="reference",
+        help="reference: redline's reference identity service (1 worker); keystone: real Keystone (PyPI) "
+        "under uWSGI with memcached (default reference)",
+    )
+    p.add_argument("--keystone-processes", type=int, default=2, help="uWSGI processes of --target keystone (default 2)")
     p.add_argument("--generator-cpu", type=int, default=0, help="core for both tools (default 0)")
-    p.add_argument("--server-cpu", type=int, default=1, help="core for the identity service (default 1)")
+    p.add_argument("--server-cpu", type=int, default=1, help="core for the target (default 1)")
     a = p.parse_args(argv)
     try:
         a.rate_list = [float(x) for x in a.rates.split(",") if x.strip()]
     except ValueError:
         p.error("--rates: comma-separated numbers")
+    if a.keystone_processes < 1:
+        p.error("--keystone-processes must be at least 1")
     if not a.rate_list or min(a.rate_list) <= 0 or a.duration < 2:
         p.error("--rates must be positive, --duration ≥ 2")
     return a
@@ -661,12 +691,17 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     facts = {"started_utc": started.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(vdir)}
 
+    if args.target == "keystone":
+        target = f"Keystone (uWSGI {args.keystone_processes} processes, memcached)"
+    else:
+        target = "reference identity service (1 worker)"
+    facts["target"] = target
     tmp = Path(tempfile.mkdtemp(prefix="redline-vs-rally-"))
     password = "vs-rally-" + secrets.token_hex(8)
     lab = Lab(args, tmp, password)
     rows: list[Row] = []
     try:
-        say(f"identity service: up, 1 worker pinned to CPU {args.server_cpu}, {USERS} users, bcrypt cost {HASH_ROUNDS}")
+        say(f"{target}: up, pinned to CPU {args.server_cpu}, {USERS} users, bcrypt cost {HASH_ROUNDS}")
         url = lab.up()
         bench = Bench(args, tmp, rally, url, password, lab.log)
         say(f"Rally: database and existing-users environment for {url}")
@@ -699,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         Child.kill()
-        say("identity service: down; temp dir removed")
+        say(f"{target}: down; temp dir removed")
         lab.down()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -710,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         f"redline vs Rally — {started:%Y-%m-%d %H:%M} UTC — {m['cpu_model']}, {m['cpus']} CPUs, Linux {m['kernel']}\n"
         f"Rally {v.get('rally', '?')} / rally-openstack {v.get('rally_openstack', '?')} "
         f"(keystoneauth1 {v.get('keystoneauth1', '?')}), redline {v['redline']}, Python {v['python']}; "
-        f"both tools pinned to CPU {args.generator_cpu}, identity service (1 worker, bcrypt cost {HASH_ROUNDS}) "
+        f"both tools pinned to CPU {args.generator_cpu}, {target} (bcrypt cost {HASH_ROUNDS}) "
         f"to CPU {args.server_cpu}; {args.duration:g} s per run; Rally rps runner, "
         f"max_cpu_count {args.rally_processes}"
     )
@@ -730,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
     render(title, rows, footer)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"vs_rally-{started:%Y%m%dT%H%M%SZ}.json"
+    kind = "-keystone" if args.target == "keystone" else ""
+    out = RESULTS / f"vs_rally{kind}-{started:%Y%m%dT%H%M%SZ}.json"
     doc = {
         **facts,
         "options": {k: v for k, v in vars(args).items()},
@@ -749,7 +785,7 @@ def _interrupt(signum, _frame):
 
 if __name__ == "__main__":
     # Ctrl-C and SIGTERM both end the run through the `finally` that stops the tool, the
-    # identity service and removes the temp dir.
+    # target and removes the temp dir.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -758,7 +794,5 @@ if __name__ == "__main__":
         print(f"benchmarks/vs_rally.py: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(
-            "benchmarks/vs_rally.py: interrupted; tool stopped, identity service down, nothing written", file=sys.stderr
-        )
+        print("benchmarks/vs_rally.py: interrupted; tool stopped, target down, nothing written", file=sys.stderr)
         sys.exit(130)

@@ -4,12 +4,16 @@ for, keystoneauth1 gets a token through it, and `down` leaves no process behind.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import psutil
 import pytest
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 from conftest import TARGET_CPUS
+from redline.errors import UserError
 from redline.lab import keystone as lab
 from redline.procs import group_members
 
@@ -33,11 +37,11 @@ def _cmdlines(state) -> list[tuple[str, int]]:
     return out
 
 
-def _up_token_down(tmp_path, server: str) -> list[tuple[str, int]]:
+def _up_token_down(tmp_path, server: str, timing_log: Path | None = None) -> list[tuple[str, int]]:
     """Up with 3 processes × 2 threads, a token through it, then down: the processes seen."""
     d = tmp_path / "keystone"
     config = lab.KeystoneLabConfig(
-        d, server=server, processes=3, threads=2, cache="none", bench_users=1, cpus=TARGET_CPUS
+        d, server=server, processes=3, threads=2, cache="none", bench_users=1, cpus=TARGET_CPUS, timing_log=timing_log
     )
     state = lab.up(config, PASSWORD)
     try:
@@ -62,7 +66,14 @@ def test_apache_mod_wsgi(tmp_path):
 
 
 def test_nginx_uwsgi(tmp_path):
-    seen = _up_token_down(tmp_path, "nginx-uwsgi")
+    t0_us = time.time() * 1e6
+    seen = _up_token_down(tmp_path, "nginx-uwsgi", timing_log=tmp_path / "timing.log")
+    # uWSGI's request log: 'start_us duration_us status method path', one line per request,
+    # the token POST among them (the bench user's creation and the test's own token).
+    lines = [ln.split(" ", 4) for ln in (tmp_path / "timing.log").read_text().splitlines()]
+    posts = [p for p in lines if p[3:] == ["POST", "/v3/auth/tokens"]]
+    assert posts and all(p[2] == "201" for p in posts), lines
+    assert all(t0_us <= int(p[0]) <= time.time() * 1e6 and 0 < int(p[1]) < 60e6 for p in lines), lines
     cmds = [cmd for cmd, _ in seen]
     assert any(c.startswith("nginx: master") for c in cmds), cmds
     uwsgi = [c for c in cmds if "uwsgi --socket" in c]
@@ -71,3 +82,9 @@ def test_nginx_uwsgi(tmp_path):
     sock = tmp_path / "keystone" / "uwsgi.sock"
     assert f"server unix:{sock};" in (tmp_path / "keystone" / "nginx" / "nginx.conf").read_text()
     assert (tmp_path / "keystone" / "nginx" / "error.log").is_file()
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "apache"])
+def test_timing_log_needs_uwsgi(tmp_path, server):
+    with pytest.raises(UserError, match="--timing-log needs --server uwsgi or nginx-uwsgi"):
+        lab.KeystoneLabConfig(tmp_path, server=server, timing_log=tmp_path / "t.log")

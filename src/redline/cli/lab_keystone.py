@@ -54,6 +54,12 @@ def keystone_up(
     users: int = typer.Option(4, "--users", help="Benchmark users bench-0 … bench-(N-1) in project bench."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="CPUs for Keystone (and memcached), e.g. 1."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    timing_log: Optional[Path] = typer.Option(
+        None,
+        "--timing-log",
+        help="uWSGI's request log, one line per request: 'start_us duration_us status method path' "
+        "(the server's view; --server uwsgi or nginx-uwsgi).",
+    ),
     as_json: UpJson = False,
 ) -> None:
     """Install (once, cached), configure, bootstrap and start Keystone; print its URL and credentials.
@@ -72,6 +78,7 @@ def keystone_up(
         parse_cpus(cpus),
         db_tmpfs=db_tmpfs,
         db_settings=tuple(db_set or ()),
+        timing_log=timing_log,
     )
     password, given = admin_password()
     with err_console.status("starting Keystone") as status:

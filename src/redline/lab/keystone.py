@@ -44,6 +44,7 @@ class KeystoneLabConfig:
     cpus: tuple[int, ...] | None = None
     db_tmpfs: bool = False  # database files on a tmpfs mounted in the state directory
     db_settings: tuple[str, ...] = ()  # server options NAME=VALUE (PostgreSQL -c, MariaDB --)
+    timing_log: Path | None = None  # uWSGI's request log (keystone_servers.TIMING_FORMAT)
 
     def __post_init__(self) -> None:
         if self.server not in SERVERS:
@@ -57,6 +58,11 @@ class KeystoneLabConfig:
             raise UserError("--processes and --threads must be at least 1")
         if not 0 <= self.port <= 65535:
             raise UserError(f"--port must be 0..65535, not {self.port}")
+        if self.timing_log is not None and self.server not in keystone_servers.TIMING_SERVERS:
+            raise UserError(
+                f"--timing-log needs --server {' or '.join(keystone_servers.TIMING_SERVERS)}"
+                f" (uWSGI's request log), not {self.server}"
+            )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -67,6 +73,7 @@ class KeystoneLabConfig:
             "database": self.database,
             "db_settings": list(self.db_settings),
             "cpus": list(self.cpus) if self.cpus else None,
+            "timing_log": str(self.timing_log.resolve()) if self.timing_log is not None else None,
         }
 
 
@@ -224,7 +231,8 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
         _manage(vdir, conf, ["bootstrap", "--bootstrap-admin-url", url, "--bootstrap-public-url", url,
                              "--bootstrap-internal-url", url, "--bootstrap-region-id", "RegionOne"], boot_env, "bootstrap")  # fmt: skip
         on_step(f"starting {c.server} ({c.processes} processes × {c.threads} threads) on 127.0.0.1:{port}")
-        server = keystone_servers.plan(c.server, vdir, d, port, c.processes, c.threads, conf)
+        timing = _fresh_log(c.timing_log) if c.timing_log is not None else None
+        server = keystone_servers.plan(c.server, vdir, d, port, c.processes, c.threads, conf, timing)
         procs = []
         for launch in server.launches:
             proc = spawn_detached(list(launch.args), launch.log, c.cpus, env)
@@ -244,6 +252,17 @@ def up(c: KeystoneLabConfig, password: str, on_step: Callable[[str], None] = lam
                                       extra_pids=tuple(extra))  # fmt: skip
     state.save(d)
     return state
+
+
+def _fresh_log(path: Path) -> Path:
+    """An absolute path with nothing in it yet: a log holds one lab's requests only."""
+    try:
+        path = path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"--timing-log {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _version(vdir: Path) -> str:

@@ -60,30 +60,50 @@ def _nginx() -> str | None:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def plan(server: str, vdir: Path, d: Path, port: int, processes: int, threads: int, config_file: Path) -> ServerPlan:
-    """Write the server's configuration under `d` and say what to start."""
+# uWSGI's request log, one line per request: start (µs since the epoch), time to the last
+# byte written (µs), status, method, path. uWSGI cannot add the two, so the line differs
+# from the reference identity service's `recv_ns sent_ns …`.
+TIMING_FORMAT = "%(tmicros) %(micros) %(status) %(method) %(uri)"
+TIMING_SERVERS = ("uwsgi", "nginx-uwsgi")
+
+
+def plan(
+    server: str,
+    vdir: Path,
+    d: Path,
+    port: int,
+    processes: int,
+    threads: int,
+    config_file: Path,
+    timing_log: Path | None = None,
+) -> ServerPlan:
+    """Write the server's configuration under `d` and say what to start (`timing_log`: for
+    the uWSGI servers only, KeystoneLabConfig checks)."""
     if server == "uwsgi":
-        return ServerPlan(
-            (
-                Launch(
-                    "uwsgi", _uwsgi(vdir, processes, threads, ("--http-socket", f"127.0.0.1:{port}")), d / "server.log"
-                ),
-            )
-        )
+        args = _uwsgi(vdir, processes, threads, ("--http-socket", f"127.0.0.1:{port}"), timing_log)
+        return ServerPlan((Launch("uwsgi", args, d / "server.log"),))
     if server == "gunicorn":
         return _gunicorn(vdir, d, port, processes, threads)
     if server == "apache":
         return _apache(vdir, d, port, processes, threads, config_file)
     if server == "nginx-uwsgi":
-        return _nginx_uwsgi(vdir, d, port, processes, threads)
+        return _nginx_uwsgi(vdir, d, port, processes, threads, timing_log)
     raise UserError(f"--server must be one of {', '.join(SERVERS)}, not {server!r}")
 
 
-def _uwsgi(vdir: Path, processes: int, threads: int, socket_args: tuple[str, ...]) -> tuple[str, ...]:
+def _uwsgi(
+    vdir: Path, processes: int, threads: int, socket_args: tuple[str, ...], timing_log: Path | None = None
+) -> tuple[str, ...]:
+    # Without a timing log, no request log at all: it would cost every request a write.
+    logging = (
+        ("--disable-logging",)
+        if timing_log is None
+        else ("--req-logger", f"file:{timing_log}", "--logformat", TIMING_FORMAT)
+    )
     return (
         str(vdir / "bin" / "uwsgi"), *socket_args,
         "--module", APP, "--master", "--die-on-term", "--need-app",
-        "--processes", str(processes), "--threads", str(threads), "--disable-logging",
+        "--processes", str(processes), "--threads", str(threads), *logging,
         "--buffer-size", "65535", "--listen", "1024",
     )  # fmt: skip
 
@@ -150,13 +170,13 @@ def _unprivileged(args: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
-def _nginx_uwsgi(vdir: Path, d: Path, port: int, processes: int, threads: int) -> ServerPlan:
+def _nginx_uwsgi(vdir: Path, d: Path, port: int, processes: int, threads: int, timing_log: Path | None) -> ServerPlan:
     """Debian's nginx in front of uWSGI, speaking the uwsgi protocol over a unix socket."""
     check_system("nginx-uwsgi")
     nginx = str(_nginx())
     root = d / "nginx"
     sock = d / "uwsgi.sock"
-    uwsgi = _uwsgi(vdir, processes, threads, ("--socket", str(sock), "--chmod-socket=600"))
+    uwsgi = _uwsgi(vdir, processes, threads, ("--socket", str(sock), "--chmod-socket=600"), timing_log)
     temp = "\n".join(
         f"    {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
