@@ -72,8 +72,13 @@ def _keystone_users(database: str, run: Path) -> int:
     return int(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout.strip())
 
 
+# PostgreSQL's search is opt-in (REDLINE_OPTIN=1): the default suite keeps one database's
+# whole search within CI's time (examples/study/keystone-table1.yaml searches both).
+_PG_OPTIN = pytest.mark.skipif(not os.environ.get("REDLINE_OPTIN"), reason="opt-in: REDLINE_OPTIN=1 (~2 min)")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("database, tmpfs", [("postgresql", False), ("mariadb", True)])
+@pytest.mark.parametrize("database, tmpfs", [pytest.param("postgresql", False, marks=_PG_OPTIN), ("mariadb", True)])
 def test_quick_capacity_on_keystone_database(lab_root, tmp_path, monkeypatch, database, tmpfs):
     t0 = time.monotonic()
     sdir = lab_root / "keystone"

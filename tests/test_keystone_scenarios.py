@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, run_redline
 from redline.lab import identity as lab
+from redline.model.study import CellPlan, CellRecord, StudyState
 from redline.procs import group_members
 
 PASSWORD = "s3cret-Pa55-for-tests"
@@ -98,6 +100,18 @@ def test_capacity_validate_finds_n(service, tmp_path):
     assert rows[0]["config"]["password_hash_rounds"] == 4 and rows[0]["config"]["kind"] == "identity"
     assert "keystone.validate" in (tmp_path / "c.html").read_text()
     assert "not a run folder" in assert_one_line_error(run_redline("compare", str(tmp_path / "nope")))
+    # A study folder stands for its done cells' run folders (a failed cell has none).
+    study = tmp_path / "study"
+    study.mkdir()
+    cell = CellPlan("01-r1", "workers=1", "identity", {"workers": 1}, {"workers": 1}, "capacity", {})
+    state = StudyState(
+        "s", "s.yaml", "0", (cell, replace(cell, id="02-r1")),
+        (CellRecord("01-r1", "done", run_dir=out["run_dir"]), CellRecord("02-r1", "failed", reason="lab")),
+    )  # fmt: skip
+    (study / "study.json").write_text(json.dumps(state.to_json()))
+    via = run_redline("compare", str(study), "--json")
+    assert via.returncode == 0, via.stderr
+    assert [r["n"] for r in json.loads(via.stdout)["rows"]] == [out["outcome"]["n"]]
 
 
 def test_target_killed_mid_run_is_named(tmp_path):

@@ -55,6 +55,7 @@ from redline.cli import report as _report  # noqa: E402,F401
 from redline.cli import run as _run  # noqa: E402,F401
 from redline.cli import scale as _scale  # noqa: E402,F401
 from redline.cli import storm as _storm  # noqa: E402,F401
+from redline.cli import study as _study  # noqa: E402,F401
 from redline.cli import tune as _tune  # noqa: E402,F401
 
 

@@ -18,7 +18,7 @@ from redline.store.layout import COMPARE_HTML
 
 @app.command("compare")
 def compare_command(
-    runs: list[Path] = typer.Argument(..., help="Capacity run folders."),
+    runs: list[Path] = typer.Argument(..., help="Capacity run folders, or study folders (their done cells)."),
     html_path: Optional[Path] = typer.Option(
         None, "--html", help="Where to write the HTML page (default: compare.html beside the first run)."
     ),

@@ -10,7 +10,10 @@ from typing import Any
 
 from redline.errors import UserError
 from redline.model.capacity import CapacityResult
+from redline.model.codec import SchemaError, from_json
+from redline.model.study import StudyState
 from redline.store import AnyResult, RunFolder
+from redline.store.layout import STUDY_JSON
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,25 @@ def row_of(run_dir: Path, result: AnyResult) -> CompareRow:
 
 
 def load_rows(run_dirs: list[Path]) -> list[CompareRow]:
-    return [row_of(Path(d), RunFolder.open(Path(d)).read()) for d in run_dirs]
+    """Rows of capacity run folders; a study folder stands for its done cells' run folders."""
+    return [row_of(d, RunFolder.open(d).read()) for d in _expand([Path(p) for p in run_dirs])]
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if not (p / STUDY_JSON).is_file():
+            out.append(p)
+            continue
+        try:
+            state = from_json(StudyState, json.loads((p / STUDY_JSON).read_text()))
+        except (OSError, ValueError, SchemaError) as exc:
+            raise UserError(f"{p / STUDY_JSON} cannot be read: {exc}") from None
+        cells = [p / r.run_dir for r in state.records if r.status == "done" and r.run_dir]
+        if not cells:
+            raise UserError(f"study {p} has no done cell to compare yet")
+        out += cells
+    return out
 
 
 def to_html(rows: list[CompareRow], title: str = "redline compare") -> str:

@@ -9,6 +9,11 @@
     console/                     `storm`: the guests' serial consoles
     <storm folders>/             `scale`: one complete storm folder per storm
     report.html, png/, *.png     written by `redline report` from the above
+
+<results>/<study name>/           `redline study`
+    study.json, study.yaml       the cells, what became of each; the study file as given
+    cells/<id>/attempt-<k>/      each attempt's lab.log, job.log and run folder
+    study.html                   the table and the factors' effects
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ PNG_DIR = "png"
 STORM_PHASES_PNG = "phases.png"
 STORM_TIMELINE_PNG = "timeline.png"
 SCALE_PNG = "scale.png"
+STUDY_JSON = "study.json"
+STUDY_YAML = "study.yaml"
+STUDY_CELLS = "cells"
+STUDY_HTML = "study.html"
 
 
 def probe_dir(index: int, rate: float) -> str:

@@ -1,0 +1,1 @@
+"""`redline study`: a matrix of lab configurations, each measured by one job, resumable."""
