@@ -147,7 +147,9 @@ def _wait_http(
 def _create_bench_users(url: str, password: str, n: int) -> None:
     """Project `bench` and users bench-0… with role member, through Keystone's own API
     (so their hashes get the configured cost)."""
-    client = KeystoneClient(url)
+    # uWSGI's --http-socket closes a connection after each response: a request sent on one
+    # the pool still held is dropped unanswered ("Remote end closed connection"), and tried again.
+    client = KeystoneClient(url, connect_retries=3)
     admin = client.issue(password_auth_body("admin", password, "Default", "admin", "Default"), "user 'admin'").token
     h = {"X-Auth-Token": admin}
 

@@ -41,9 +41,18 @@ class KeystoneClient:
     """Talks to one Keystone v3 endpoint (`.../v3`) through a keystoneauth1 session, whose TLS
     settings (verify, CA file, client certificate) it uses; without one, a default session."""
 
-    def __init__(self, v3_url: str, timeout_s: float = 30.0, session: ksa_session.Session | None = None) -> None:
+    def __init__(
+        self,
+        v3_url: str,
+        timeout_s: float = 30.0,
+        session: ksa_session.Session | None = None,
+        connect_retries: int = 0,
+    ) -> None:
+        """`connect_retries`: tries again (keystoneauth's back-off) after a connection failure;
+        0 for measuring, where a failure is the answer, more for setting a lab up."""
         self.url = v3_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.connect_retries = connect_retries
         self.session = session or ksa_session.Session(timeout=timeout_s)
 
     def request(
@@ -60,7 +69,7 @@ class KeystoneClient:
                 headers=hdrs,
                 authenticated=False,
                 raise_exc=False,
-                connect_retries=0,
+                connect_retries=self.connect_retries,
                 timeout=self.timeout_s,
                 log=False,  # bodies hold passwords and headers tokens
             )

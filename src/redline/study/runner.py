@@ -43,6 +43,7 @@ LAB_TIMEOUT_S = 1800.0  # the first Keystone lab installs Keystone; the hypervis
 # succeeded; 4/5: no stable rate / inconclusive; 99: a threshold broken).
 RESULT_CODES = (0, 1, 4, 5, 99)
 INTERRUPTED_CODES = (130, 143)
+CHILD_COLUMNS = "200"  # the children's rich output, in the logs: one line per line, not wrapped at 80
 
 
 class StudyInterrupted(Exception):
@@ -169,6 +170,7 @@ class Study:
             if lab_state is not None:
                 up = self._lab_up_argv(cell, lab_state)
                 commands.append(tuple(up))
+                self._put(replace(rec, commands=tuple(commands)))  # what runs is in study.json as it runs
                 on_line(f"lab {cell.target} up")
                 code, out, last = self._child(up, cell_dir / "lab.log", on_line, self._lab_env(), LAB_TIMEOUT_S)
                 if code in INTERRUPTED_CODES:
@@ -178,6 +180,7 @@ class Study:
                 url = _lab_url(out)
             job = self._job_argv(cell, cell_dir, url, lab_state)
             commands.append(tuple(job))
+            self._put(replace(rec, commands=tuple(commands)))
             on_line(f"redline {cell.command}")
             code, out, last = self._child(job, cell_dir / "job.log", on_line, self._job_env(cell), None)
             if code in INTERRUPTED_CODES:
@@ -253,10 +256,10 @@ class Study:
         return [*argv, "--results", str(cell_dir), "--json"]
 
     def _lab_env(self) -> dict[str, str]:
-        return os.environ | {"REDLINE_LAB_PASSWORD": self.password}
+        return os.environ | {"REDLINE_LAB_PASSWORD": self.password, "COLUMNS": CHILD_COLUMNS}
 
     def _job_env(self, cell: CellPlan) -> dict[str, str]:
-        env = dict(os.environ)
+        env = os.environ | {"COLUMNS": CHILD_COLUMNS}
         if cell.target in ("keystone", "identity"):
             env["OS_PASSWORD"] = self.password  # the lab's admin and bench users'
         env.pop("REDLINE_LAB_PASSWORD", None)
@@ -327,7 +330,10 @@ class Study:
             fh.write(line + "\n")
             fh.flush()
             if line.strip():
-                last[0] = line.strip()
+                # A command's own verdict ("redline: error: …") is the reason to keep, not
+                # whatever it printed after it.
+                if line.startswith("redline:") or not last[0].startswith("redline:"):
+                    last[0] = line.strip()
                 on_line(line.strip())
 
 
