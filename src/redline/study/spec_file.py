@@ -255,7 +255,7 @@ class _Checker:
                 raise self.nf.fail(knode, where, f"is set by the study for every cell (`redline {' '.join(words)}`)")
             param = params.get(name)
             if param is None:
-                near = ", ".join(sorted(params)) or "none"
+                near = ", ".join(sorted(k for k in params if k not in reserved | SECRETS)) or "none"
                 raise self.nf.fail(knode, where, f"`redline {' '.join(words)}` has no option --{name}; it has: {near}")
             if name in out:
                 raise self.nf.fail(knode, where, "given twice")
