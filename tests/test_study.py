@@ -67,6 +67,14 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _start_study(f: Path, results: Path) -> subprocess.Popen:
+    """A study in the background, to be killed or signalled while a cell runs."""
+    return subprocess.Popen(
+        redline_cmd("study", str(f), "--results", str(results)),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def _no_secret(folder: Path) -> None:
     for f in folder.rglob("*"):
         if f.is_file():
@@ -106,10 +114,7 @@ def test_killed_during_cell_k_resumes_at_cell_k(tmp_path, labs):
     f = _study_file(tmp_path, "resume", "matrix: {workers: [1, 2, 3]}\n", duration=5)
     results = tmp_path / "r"
     folder = results / "resume"
-    proc = subprocess.Popen(
-        redline_cmd("study", str(f), "--results", str(results)),
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = _start_study(f, results)
     try:
         _wait_for(lambda: (folder / "cells" / "02-r1" / "attempt-1" / "job.log").exists(), 180, "cell 2's job")
         time.sleep(1.0)
@@ -139,10 +144,7 @@ def test_sigterm_stops_with_143_lab_down_and_resumes(tmp_path, labs):
     f = _study_file(tmp_path, "term", "matrix: {workers: [1, 2]}\n", duration=8)
     results = tmp_path / "r"
     folder = results / "term"
-    proc = subprocess.Popen(
-        redline_cmd("study", str(f), "--results", str(results)),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_study(f, results)
     _wait_for(lambda: (folder / "cells" / "01-r1" / "attempt-1" / "job.log").exists(), 120, "cell 1's job")
     time.sleep(3.0)
     os.kill(proc.pid, signal.SIGTERM)
