@@ -93,7 +93,8 @@ def test_failed_lab_is_recorded_and_the_study_completes(tmp_path, labs):
     out = json.loads(proc.stdout)
     done, failed = out["cells"]
     assert done["status"] == "done" and done["metric"] == "p99 ms" and done["value"] > 0
-    assert (folder / done["run_dir"] / "run.json").is_file()  # the figure traces to the cell's run folder
+    run = json.loads((folder / done["run_dir"] / "run.json").read_text())  # the figure traces to its run folder
+    assert "target" in run["monitor"]["groups"], run["monitor"]["groups"]  # the cell's lab, found by its URL
     assert failed["status"] == "failed" and "lab identity up failed" in failed["limit"]
     assert "CPU list '63' is not within the CPUs available here" in failed["limit"]
     html = (folder / "study.html").read_text()

@@ -15,7 +15,7 @@ from redline import interrupts
 from redline.cli.app import app
 from redline.cli.console import err_console, out_console
 from redline.errors import UserError
-from redline.lab.state import default_state_root
+from redline.lab.state import study_labs_root
 from redline.store.layout import STUDY_HTML, STUDY_JSON
 from redline.study.figures import cell_figures, effects, matrix_levels
 from redline.study.runner import Event, Study, StudyInterrupted
@@ -53,7 +53,7 @@ def study_command(
     spec = load_study_file(file, _command_of)
     folder = results / spec.name
     resumed = (folder / STUDY_JSON).is_file()
-    labs = default_state_root() / "study" / spec.name
+    labs = study_labs_root(spec.name)
     study = Study(spec, folder, _command_of, file.read_text(encoding="utf-8"), labs)
     done_before = sum(1 for r in study.state.records if r.status in ("done", "failed"))
     if resumed:

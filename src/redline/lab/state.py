@@ -17,6 +17,7 @@ from redline.errors import UserError
 from redline.procs import alive, stop, wait_until
 
 STATE_JSON = "state.json"
+STUDY_LABS = "study"
 
 
 def default_state_root() -> Path:
@@ -119,13 +120,21 @@ def wait_for_line(proc: subprocess.Popen[bytes], log: Path, marker: str, what: s
     return line
 
 
+def study_labs_root(study: str) -> Path:
+    """Where a study's cells keep their labs: one directory per target kind, apart from the
+    user's own labs so a study never stops or reuses them."""
+    return default_state_root() / STUDY_LABS / study
+
+
 def _running_services() -> Iterator[tuple[Path, ServiceState]]:
-    """Every running lab service under the state root, with its state directory."""
+    """Every running lab service under the state root (the user's labs and the study cells'),
+    with its state directory; a cell's lab is then monitored as the target like any other."""
     root = default_state_root()
     if not root.is_dir():
         return
-    for d in root.iterdir():
-        st = running(d)
+    study_labs = sorted((root / STUDY_LABS).glob("*/*")) if (root / STUDY_LABS).is_dir() else []
+    for d in [*sorted(root.iterdir()), *study_labs]:
+        st = running(d) if d.is_dir() and d.name != STUDY_LABS else None
         if st is not None:
             yield d, st
 
