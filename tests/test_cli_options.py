@@ -29,7 +29,16 @@ SCENARIO = [
 ]  # fmt: skip
 GATING = ["--threshold", "--junit"]  # CI gates, last
 REQUEST = ["--method", "--header", "--body", "--body-file"]
-GENERATOR = ["--workers", "--cpus", "--connections", "--timeout", "--connect-timeout", "--insecure", "--ca-file"]
+GENERATOR = [
+    "--workers",
+    "--cpus",
+    "--connections",
+    "--timeout",
+    "--connect-timeout",
+    "--slack",
+    "--insecure",
+    "--ca-file",
+]
 OUTPUT = ["--results", "--name", "--json"]
 # capacity has always had --target-pid/--target-process here; run gained them with the diagnosis
 DIAGNOSIS = ["--target-pid", "--target-process", "--profile", "--audit-root"]
@@ -95,6 +104,7 @@ def test_groups_build_what_the_commands_need() -> None:
         "connection_cap": 10,
         "connect_timeout_s": 1.0,
         "read_timeout_s": 3.0,
+        "slack_us": 100,
     }
     with pytest.raises(UserError, match="--workers must be at least 1"):
         GeneratorOptions(workers=0).generator_cpus()

@@ -384,3 +384,19 @@ def test_early_stop_needs_enough_windows():
     full = probe(lat, 300, intended_s=t)
     now = START + 2 * NS
     assert not early_stop(_snapshot(full, now), 300, now, config=EarlyStopConfig(min_windows=3)).stop
+
+
+def test_a_target_answering_5xx_is_degraded_even_when_the_generator_was_late():
+    n = 200 * 22
+    outcome = np.zeros(n, np.int8)
+    outcome[::10] = RequestOutcome.HTTP  # 10 % answered 503 by the target itself
+    status = np.where(outcome == RequestOutcome.HTTP, 503, 200)
+    health = GeneratorFlags(True, ("12% of requests were dispatched more than 1 ms late",))
+    v = judge(probe(np.full(n, 0.005), 200, outcome=outcome, status=status), 200, health=health)
+    assert v.state == "degraded", v.reasons
+    assert "5xx" in v.reasons[0] and v.figures["generator_bound"] is True
+    # connection errors are not the target's own answer: a late generator stays inconclusive
+    outcome[::10] = RequestOutcome.TIMEOUT
+    status = np.where(outcome == RequestOutcome.OK, 200, 0)
+    late = judge(probe(np.full(n, 0.005), 200, outcome=outcome, status=status), 200, health=health)
+    assert late.state == "inconclusive", late.reasons

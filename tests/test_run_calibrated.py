@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import GEN_CPUS, run_redline
-from redline.model.samples import UNSENT_REASONS, RequestOutcome, Samples
+from redline.analysis import hdr
+from redline.model.samples import NOT_SET, UNSENT_REASONS, RequestOutcome, Samples
+from redline.store import RunFolder
 from redline.store.npz import read_samples
 
 pytestmark = pytest.mark.slow
@@ -30,6 +32,12 @@ def _run(url: str, tmp_path: Path, *args: str, timeout: float = 120) -> tuple[di
     return doc, read_samples(run_dir / "samples.npz")
 
 
+def doc_dir(results: Path) -> Path:
+    """The one run folder under `results`."""
+    (folder,) = [p for p in results.iterdir() if (p / "run.json").is_file()]
+    return folder
+
+
 def test_half_capacity_is_served_on_time(calibrated, tmp_path):
     lab = calibrated(servers=4, service_ms=10)
     doc, samples = _run(lab.url + "/", tmp_path, "--rate", "200", "--duration", "20")
@@ -42,6 +50,18 @@ def test_half_capacity_is_served_on_time(calibrated, tmp_path):
     assert not doc["health"]["generator_bound"]
     # latency counts from the intended send time: it is never below the service time
     assert np.all(samples.latency_ns >= samples.service_ns)
+    # the dispatch slack is recorded, and what it costs is measured as lag, never hidden
+    assert doc["plan"]["dispatch_slack_us"] == 100
+    send_lag = samples.lag_ns[samples.sent_ns != NOT_SET]
+    h = doc["health"]
+    assert h["send_lag_ms"]["p99"] == pytest.approx(np.percentile(send_lag, 99) / 1e6, abs=1e-3)
+    assert 0 <= h["schedule_lag_ms"]["p99"] <= h["send_lag_ms"]["p99"] < 5  # dispatch comes before the send
+    # the workers' HDR histograms hold the same window as the summary
+    hist = RunFolder.open(Path(doc_dir(tmp_path))).read_histograms()
+    merged = hdr.merged_encoded(hist.latency_us)
+    assert merged.get_total_count() == 4000
+    for p in ("p50", "p99"):
+        assert hdr.percentiles_ms(merged)[p] == pytest.approx(s["latency_ms"][p], rel=0.01, abs=0.01), p
 
 
 def test_overload_latency_grows_and_every_request_is_accounted_for(calibrated, tmp_path):

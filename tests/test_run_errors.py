@@ -56,6 +56,7 @@ def test_unresolvable_host(tmp_path):
         (["--rate", "5", "-H", "no colon here"], "bad header"),
         (["--rate", "5", "--body-file", "/nonexistent/body.json"], "cannot read body file"),
         (["--rate", "5", "--warmup", "5", "--duration", "0"], "--duration must be positive"),
+        (["--rate", "5", "--slack", "5000"], "the dispatch slack must be between 0 and 1000 µs"),
         (["--no-such-option"], "No such option"),
     ],
 )

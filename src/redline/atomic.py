@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,18 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_npz(path: Path, **arrays: np.ndarray) -> Path:
     """An uncompressed .npz (fast to write and read), renamed into place once complete."""
+    return _write_npz(path, np.savez, arrays)
+
+
+def write_npz_compressed(path: Path, **arrays: np.ndarray) -> Path:
+    """A deflated .npz, renamed into place once complete."""
+    return _write_npz(path, np.savez_compressed, arrays)
+
+
+def _write_npz(path: Path, save: Any, arrays: dict[str, np.ndarray]) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         # numpy's default, spelt out so that no entry of **arrays can be taken for it
-        np.savez(fh, allow_pickle=True, **arrays)
+        save(fh, allow_pickle=True, **arrays)
     os.replace(tmp, path)
     return path

@@ -227,6 +227,16 @@ def _generator_bound(
 ) -> Verdict | None:
     if health is None or not health.generator_bound:
         return None
+    refused = _server_errors(figures)
+    if target_state == "degraded" and refused >= max(1, SERVER_ERROR_EVIDENCE * figures.get("requests", 0)):
+        # The target itself answered "overloaded": a late generator only offered it less
+        # than planned, so that answer stands whatever the generator's state.
+        figures["generator_bound"] = True
+        reasons = [
+            f"the target answered {refused} requests with a 5xx status: degraded although the generator was late"
+        ]
+        reasons += [f"generator: {r}" for r in health.reasons] + target_reasons
+        return Verdict("degraded", criterion, tuple(reasons), figures)
     reasons = ["the load generator was the limit during this probe, so it says nothing about the target"]
     reasons += [f"generator: {r}" for r in health.reasons]
     # Kept for the reader: what the target-side checks saw, without acting on it.
@@ -234,6 +244,14 @@ def _generator_bound(
     figures["generator_bound"] = True
     figures["target_state_if_generator_ok"] = target_state
     return Verdict("inconclusive", criterion, tuple(reasons), figures)
+
+
+SERVER_ERROR_EVIDENCE = 0.01  # 5xx answers on 1 % of a probe's requests: the target's own verdict
+
+
+def _server_errors(figures: dict[str, Any]) -> int:
+    kinds: dict[str, int] = figures.get("errors_by_kind") or {}
+    return sum(n for kind, n in kinds.items() if kind.startswith("http 5"))
 
 
 def _common_figures(w: _Window, offered_rps: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import typer
 from redline import interrupts
 from redline.cli.console import err_console, out_console
 from redline.errors import UserError
+from redline.load.engine import DEFAULT_SLACK_US
 from redline.load.request import RequestTemplate, Target, parse_header
 from redline.model.capacity import CapacityResult
 from redline.model.run import RunResult
@@ -173,6 +174,7 @@ class GeneratorSettings(TypedDict):
     connection_cap: int
     connect_timeout_s: float
     read_timeout_s: float
+    slack_us: int
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,13 @@ class GeneratorOptions:
     connections: Annotated[int, typer.Option("--connections", help="Connection cap over all workers.")] = 1000
     timeout: Annotated[float, typer.Option("--timeout", help="Read timeout per request, seconds.")] = 10.0
     connect_timeout: Annotated[float, typer.Option("--connect-timeout")] = 5.0
+    slack: Annotated[
+        int,
+        typer.Option(
+            "--slack",
+            help="Dispatch slack, µs: one wake-up sends every request due within it (lag measured, ≤ 1000).",
+        ),
+    ] = DEFAULT_SLACK_US
     insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False
     ca_file: Annotated[Optional[str], typer.Option("--ca-file")] = None
 
@@ -207,6 +216,7 @@ class GeneratorOptions:
             connection_cap=self.connections,
             connect_timeout_s=self.connect_timeout,
             read_timeout_s=self.timeout,
+            slack_us=self.slack,
         )
 
 

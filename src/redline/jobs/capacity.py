@@ -23,7 +23,7 @@ from redline.analysis.protocols import SearchProtocol
 from redline.analysis.run_summary import summarize, warmup_summary
 from redline.analysis.search import ProbeRecord, Step, next_step
 from redline.jobs.diagnosis import WindowProfiler, probe_findings, with_limit
-from redline.load.engine import LiveView, LoadPlan, LoadResult, Progress, run_load
+from redline.load.engine import DEFAULT_SLACK_US, LiveView, LoadPlan, LoadResult, Progress, run_load
 from redline.load.request import RequestTemplate, Target
 from redline.load.schedule import Schedule
 from redline.load.settle import Settled, settle
@@ -50,6 +50,7 @@ class CapacityRequest:
     connection_cap: int = 1000
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
+    slack_us: int = DEFAULT_SLACK_US
     arrival: str = "constant"
     target_processes: ProcessSelector | None = None
     monitor_interval_s: float = 1.0
@@ -214,6 +215,7 @@ def _plan(req: CapacityRequest) -> dict[str, Any]:
         "connection_cap": req.connection_cap,
         "connect_timeout_s": req.connect_timeout_s,
         "read_timeout_s": req.read_timeout_s,
+        "dispatch_slack_us": req.slack_us,
         "request": req.request.describe(),
         "search": {
             k: getattr(req.protocol.search, k)
@@ -242,6 +244,7 @@ def _probe(
         connection_cap=req.connection_cap,
         connect_timeout_s=req.connect_timeout_s,
         read_timeout_s=req.read_timeout_s,
+        slack_us=req.slack_us,
     )
     planned = int(step.rate * window)
     criterion = req.protocol.criterion
@@ -285,6 +288,7 @@ def _record(
     rel = probe_dir(index, step.rate)
     folder.write_samples(result.samples, rel)
     folder.write_timelines(result.timelines, rel)
+    folder.write_histograms(result.histograms, rel)
     groups = {k: float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None for k, v in cut.groups.items()}
     return ProbeResult(
         index=index,

@@ -77,6 +77,7 @@ def run_fixed_rate(
         raise
     folder.write_samples(result.samples)
     folder.write_timelines(result.timelines)
+    folder.write_histograms(result.histograms)
     window = result.window_s(plan.schedule.duration_s - plan.warmup_s)
     summary = summarize(result.samples, window, plan.schedule.rate)
     # Judged on the measurement window only: the warm-up's ticks would dilute a saturation.

@@ -30,9 +30,15 @@ from redline.load.request import Iterations, RequestTemplate, Target
 from redline.load.schedule import Schedule, split_round_robin
 from redline.load.worker import WorkerSpec, worker_main
 from redline.model.health import GeneratorHealth, WorkerStats
+from redline.model.histograms import RunHistograms
 from redline.model.samples import RequestOutcome, Samples
 
 START_DELAY_NS = 300_000_000  # between "all workers ready" and the common start
+# A worker wakes once for every request due within this much of the first one due, so its
+# CPU follows the rate instead of the number of wake-ups; each request's lag (≤ the slack)
+# is measured and counts in its latency.
+DEFAULT_SLACK_US = 100
+MAX_SLACK_US = 1000
 WORKER_START_TIMEOUT_S = 30.0
 
 
@@ -49,6 +55,7 @@ class LoadPlan:
     connection_cap: int = 1000
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
+    slack_us: int = DEFAULT_SLACK_US
 
     def __post_init__(self) -> None:
         if self.warmup_s < 0 or self.warmup_s >= self.schedule.duration_s:
@@ -57,6 +64,8 @@ class LoadPlan:
             raise UserError("the connection cap must be at least 1")
         if self.read_timeout_s <= 0 or self.connect_timeout_s <= 0:
             raise UserError("timeouts must be positive")
+        if not 0 <= self.slack_us <= MAX_SLACK_US:
+            raise UserError(f"the dispatch slack must be between 0 and {MAX_SLACK_US} µs")
 
     @property
     def worker_count(self) -> int:
@@ -77,6 +86,7 @@ class LoadPlan:
             "connection_cap": self.connection_cap,
             "connect_timeout_s": self.connect_timeout_s,
             "read_timeout_s": self.read_timeout_s,
+            "dispatch_slack_us": self.slack_us,
             "request": self.request.describe(),
         }
 
@@ -107,6 +117,7 @@ class LoadResult:
     worker_pids: tuple[int, ...] = field(default=())
     stopped_early: str | None = None  # the stop_check's reason, when it ended the run
     stopped_at_ns: int = 0  # when the run was stopped (early or interrupted), else 0
+    histograms: RunHistograms = field(default_factory=lambda: RunHistograms((), ()))
 
     def window_s(self, planned_s: float) -> float:
         """The measurement window actually run: shorter than planned when stopped."""
@@ -194,6 +205,8 @@ def run_load(
                 read_timeout_s=plan.read_timeout_s,
                 cpus=plan.cpus,
                 iterations=iterations,
+                slack_ns=plan.slack_us * 1000,
+                warmup_ns=int(plan.warmup_s * 1e9),
             )
             proc: BaseProcess = ctx.Process(
                 target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True
@@ -462,14 +475,22 @@ def _merge(
     order = np.argsort(samples.intended_ns, kind="stable")
     samples = samples.select(order)
     dispatched = dispatched[order]
-    health = assess(samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap)
+    health = assess(
+        samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap, samples.done_ns
+    )
     if failures:
         health = _with_notes(health, failures)
     abandoned = next((s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None)
     stopped_early = flag.reason if flag.early else None
     interrupted = not flag.early and (bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats))
     wall = max((s.wall_s for s in stats), default=0.0)
-    return LoadResult(samples, health, timelines, interrupted, abandoned, wall, pids, stopped_early, flag.at_ns)
+    histograms = RunHistograms(
+        latency_us=tuple(r["histograms"][0] for r in results),
+        schedule_lag_us=tuple(r["histograms"][1] for r in results),
+    )
+    return LoadResult(
+        samples, health, timelines, interrupted, abandoned, wall, pids, stopped_early, flag.at_ns, histograms
+    )
 
 
 def _with_notes(health: GeneratorHealth, notes: list[str]) -> GeneratorHealth:

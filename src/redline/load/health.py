@@ -1,8 +1,12 @@
 """Generator health: was the load generator itself the limit of a run?
 
-Computed in every run from what the workers recorded. The thresholds are deliberately
-simple and printed with the verdict, so that a reader can check them against the
-figures beside them.
+Computed in every run from what the workers recorded. The verdict is decided by
+evidence that the schedule was not kept — requests dispatched late, by enough and often
+enough to distort what was measured — never by the generator's CPU alone: a worker at
+95 % of a core that sends every request on time measured the target truthfully, so a busy
+CPU is a note ("near its limit"), not a verdict. The thresholds are deliberately simple
+and printed with the verdict, so that a reader can check them against the figures beside
+them.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from redline.model.health import GeneratorHealth, WorkerStats
 from redline.model.samples import NOT_SET
 
 LATE_NS = 1_000_000  # "late": dispatched more than 1 ms after the intended time
-LATE_SHARE_LIMIT = 0.05  # more than 5 % late: the schedule was not kept
-CPU_SHARE_LIMIT = 0.90  # a worker above 90 % of one core had no headroom left
-LAG_P99_LIMIT_MS = 5.0
+LATE_SHARE_LIMIT = 0.05  # more than 5 % late ...
+LAG_P99_LIMIT_MS = 5.0  # ... with a p99 lag above 5 ms ...
+# ... that is also a visible part of what was measured: 8 ms of lag on 250 ms answers
+# shifts no verdict, 8 ms on 2 ms answers is the generator's own figure.
+LAG_SHARE_OF_LATENCY = 0.10
+CPU_NEAR_LIMIT = 0.90  # a worker above 90 % of one core: warned, not judged
 
 
 def percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
@@ -38,29 +45,47 @@ def assess(
     workers: list[WorkerStats],
     timelines: list[dict[str, np.ndarray]],
     connection_cap: int,
+    done_ns: np.ndarray | None = None,
 ) -> GeneratorHealth:
-    """Judge whether the generator kept its schedule and had CPU to spare."""
+    """Judge whether the generator kept its schedule; note what came close."""
     dispatched = dispatched_ns != NOT_SET
     lag = dispatched_ns[dispatched] - intended_ns[dispatched]
     sent = sent_ns != NOT_SET
     send_lag = sent_ns[sent] - intended_ns[sent]
     late_share = float(np.mean(lag > LATE_NS)) if lag.size else 0.0
     lag_ms = percentiles_ms(lag)
+    lag_p99 = lag_ms.get("p99", 0.0)
+    median_latency_ms = _median_latency_ms(dispatched_ns, done_ns)
 
     reasons: list[str] = []
-    for w in workers:
-        if w.cpu_share >= CPU_SHARE_LIMIT:
-            reasons.append(
-                f"worker {w.index} used {w.cpu_share:.0%} of a core (limit {CPU_SHARE_LIMIT:.0%}): "
-                "add workers or CPUs (--workers, --cpus)"
-            )
-    if late_share > LATE_SHARE_LIMIT and lag_ms.get("p99", 0.0) > LAG_P99_LIMIT_MS:
-        reasons.append(
-            f"{late_share:.1%} of requests were dispatched more than {LATE_NS / 1e6:g} ms late "
-            f"(p99 schedule lag {lag_ms['p99']:.1f} ms): the generator could not keep the schedule"
-        )
-    cap_hits = sum(w.cap_hits for w in workers)
     notes: list[str] = []
+    if late_share > LATE_SHARE_LIMIT and lag_p99 > LAG_P99_LIMIT_MS:
+        late = (
+            f"{late_share:.1%} of requests were dispatched more than {LATE_NS / 1e6:g} ms late "
+            f"(p99 schedule lag {lag_p99:.1f} ms"
+        )
+        if median_latency_ms is not None and lag_p99 <= LAG_SHARE_OF_LATENCY * median_latency_ms:
+            notes.append(
+                f"{late}, at most {LAG_SHARE_OF_LATENCY:.0%} of the median {median_latency_ms:.1f} ms "
+                "from dispatch to answer): the lag counts in every latency, too little to change a verdict"
+            )
+        else:
+            reasons.append(
+                f"{late}): the generator could not keep the schedule: add workers or CPUs (--workers, --cpus)"
+            )
+    elif late_share > 0.01:
+        notes.append(
+            f"{late_share:.1%} of requests were dispatched more than {LATE_NS / 1e6:g} ms late "
+            f"(p99 schedule lag {lag_p99:.2f} ms): counted in their latency, the schedule was kept"
+        )
+    for w in workers:
+        if w.cpu_share >= CPU_NEAR_LIMIT:
+            kept = "and the schedule slipped" if reasons else "yet kept the schedule"
+            notes.append(
+                f"worker {w.index} used {w.cpu_share:.0%} of a core, near its limit ({kept}): "
+                "more load needs more workers or CPUs (--workers, --cpus)"
+            )
+    cap_hits = sum(w.cap_hits for w in workers)
     if cap_hits:
         notes.append(
             f"the connection cap ({connection_cap}) was reached {cap_hits} times: requests waited "
@@ -83,3 +108,13 @@ def assess(
         notes=tuple(notes),
         late_threshold_ms=LATE_NS / 1e6,
     )
+
+
+def _median_latency_ms(dispatched_ns: np.ndarray, done_ns: np.ndarray | None) -> float | None:
+    """The median time from dispatch to done: the part of latency the lag does not include."""
+    if done_ns is None:
+        return None
+    both = (done_ns != NOT_SET) & (dispatched_ns != NOT_SET)
+    if not both.any():
+        return None
+    return float(np.median(done_ns[both] - dispatched_ns[both])) / 1e6

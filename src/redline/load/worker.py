@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from redline.analysis import hdr
 from redline.load.client import IterationPool, Pool
 from redline.load.recorder import Recorder
 from redline.load.request import Iterations, Target
 from redline.load.timer import PreciseTimer
-from redline.model.samples import RequestOutcome
+from redline.model.samples import NOT_SET, RequestOutcome
 
 TICK_S = 0.1  # housekeeping: timeouts, timeline
 PROGRESS_EVERY = 5  # ticks between progress reports
@@ -48,6 +49,8 @@ class WorkerSpec:
     read_timeout_s: float
     cpus: tuple[int, ...] | None
     iterations: Iterations | None = None  # set when requests are multi-step iterations
+    slack_ns: int = 0  # one wake-up sends every row due within this of the first (LoadPlan.slack_us)
+    warmup_ns: int = 0  # rows due before start + warmup are outside the histograms' window
 
 
 def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
@@ -109,6 +112,7 @@ class WorkerRun:
             else Pool(*args, spec.connection_cap, spec.connect_timeout_s)
         )
         self.read_timeout_ns = int(spec.read_timeout_s * 1e9)
+        self.slack_ns = spec.slack_ns
         self.finished = loop.create_future()
         self.abandoned = False
         self.end_reason = "completed"
@@ -157,6 +161,9 @@ class WorkerRun:
         self.next_row = i
         if i < n:
             due = intended[i]
+            if self.slack_ns:
+                # Wake at the last row due within the slack: one wake-up for all of them.
+                due = intended[bisect_right(intended, due + self.slack_ns, i, n) - 1]
             if pool.saturated:
                 # Every connection is busy: rows only join the queue, so wake up at most
                 # every SATURATED_WAKE_NS instead of once per row (offered far above what
@@ -296,6 +303,7 @@ class WorkerRun:
         )
         return {
             "columns": cols,
+            "histograms": self._histograms(cols),
             "timeline": {k: np.frombuffer(v, dtype=np.int64).copy() for k, v in self.timeline.items()},
             "cpu_ns": self.cpu_end_ns - self.cpu_start_ns,
             "wall_ns": monotonic_ns() - self.start_ns,
@@ -308,3 +316,13 @@ class WorkerRun:
             "pid": os.getpid(),
             "cpus": sorted(os.sched_getaffinity(0)),
         }
+
+    def _histograms(self, cols: dict[str, np.ndarray]) -> tuple[str, str]:
+        """This worker's latency and schedule-lag histograms over the measurement window."""
+        intended, done, dispatched = cols["intended_ns"], cols["done_ns"], cols["dispatched_ns"]
+        measured = intended >= self.start_ns + self.spec.warmup_ns
+        answered = measured & (cols["outcome"] <= RequestOutcome.HTTP) & (done != NOT_SET)
+        sent = measured & (dispatched != NOT_SET)
+        latency = hdr.of_ns(done[answered] - intended[answered])
+        lag = hdr.of_ns(dispatched[sent] - intended[sent])
+        return hdr.encode(latency), hdr.encode(lag)

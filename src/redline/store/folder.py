@@ -24,6 +24,7 @@ from redline.errors import UserError
 from redline.model.capacity import CapacityResult, ProbeResult
 from redline.model.codec import SchemaError, from_json
 from redline.model.document import SCHEMA_VERSION, Tool
+from redline.model.histograms import RunHistograms
 from redline.model.run import RunResult
 from redline.model.samples import Samples
 from redline.model.series import MonitorSeries
@@ -150,6 +151,12 @@ class RunFolder:
 
     def has_samples(self, rel: str = "") -> bool:
         return (self.path / rel / layout.SAMPLES).is_file()
+
+    def write_histograms(self, histograms: RunHistograms, rel: str = "") -> Path:
+        return write_text(self._dir(rel) / layout.HISTOGRAMS, json.dumps(histograms.to_json(), indent=1) + "\n")
+
+    def read_histograms(self, rel: str = "") -> RunHistograms:
+        return RunHistograms.from_json(json.loads((self.path / rel / layout.HISTOGRAMS).read_text()))
 
     def write_timelines(self, timelines: list[dict[str, np.ndarray]], rel: str = "") -> Path:
         return npz.write_timelines(self._dir(rel) / layout.TIMELINE, timelines)

@@ -3,6 +3,7 @@
 <results>/<UTC time>-<name>/
     run.json                     the result (schema_version, command, figures)
     samples.npz, timeline.npz    `run`: every request; each worker's timeline
+    histograms.json              `run` (and each probe): per-worker HDR histograms of latency and lag
     monitor.npz                  host and per-process series (capacity, storm)
     probes/<NN>-<rate>/          `capacity`: one folder per probe, samples + timeline
     phases.npz                   `storm`: per-instance marks
@@ -21,6 +22,7 @@ from __future__ import annotations
 RUN_JSON = "run.json"
 SAMPLES = "samples.npz"
 TIMELINE = "timeline.npz"
+HISTOGRAMS = "histograms.json"
 PROFILE = "profile.txt.gz"  # a probe's (or run's) py-spy samples of the target, collapsed stacks
 MONITOR = "monitor.npz"
 PHASES = "phases.npz"
