@@ -23,6 +23,7 @@ LAG_P99_LIMIT_MS = 5.0  # ... with a p99 lag above 5 ms ...
 # shifts no verdict, 8 ms on 2 ms answers is the generator's own figure.
 LAG_SHARE_OF_LATENCY = 0.10
 CPU_NEAR_LIMIT = 0.90  # a worker above 90 % of one core: warned, not judged
+NOTE_LATE_SHARE = 0.01  # fewer late than this is not worth a note
 
 
 def percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
@@ -73,7 +74,7 @@ def assess(
             reasons.append(
                 f"{late}): the generator could not keep the schedule: add workers or CPUs (--workers, --cpus)"
             )
-    elif late_share > 0.01:
+    elif late_share > NOTE_LATE_SHARE:
         notes.append(
             f"{late_share:.1%} of requests were dispatched more than {LATE_NS / 1e6:g} ms late "
             f"(p99 schedule lag {lag_p99:.2f} ms): counted in their latency, the schedule was kept"
