@@ -57,7 +57,7 @@ def test_run_works_without_libvirt(venv, calibrated, tmp_path):
     assert done.returncode == 0, done.stderr
     run_dir = Path(json.loads(done.stdout)["run_dir"])
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
-    assert (run_dir / "samples.npz").is_file()
+    assert any((run_dir / "samples").glob("w*.npz"))  # the rows, written in parts as the run went
 
 
 def test_what_needs_libvirt_says_how_to_install_it(venv, tmp_path):

@@ -29,7 +29,8 @@ from redline.monitor import Monitor, PidTree
 from redline.report import write_reports
 from redline.report.charts import latency_over_time, probe_points, throughput
 from redline.report.load import ProbeData, read_run
-from redline.store.npz import read_samples, write_monitor, write_samples
+from redline.store import RunFolder
+from redline.store.npz import write_monitor, write_samples
 
 PROBE_RATES = (200.0, 600.0, 300.0)  # stable, degraded (capacity 400), stable
 # Six 1 s windows are the fewest the robust trend tests use; the overloaded probe is a
@@ -74,9 +75,9 @@ def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path
                 shutil.copytree(run_dir, keep_run_copy)
             rel = f"probes/{index:02d}-{rate:g}"
             (root / rel).mkdir(parents=True)
-            for name in ("samples.npz", "timeline.npz"):
-                shutil.move(run_dir / name, root / rel / name)
-            samples = read_samples(root / rel / "samples.npz")
+            shutil.move(run_dir / "timeline.npz", root / rel / "timeline.npz")
+            samples = RunFolder.open(run_dir).read_samples()  # a run writes its rows in parts
+            write_samples(root / rel / "samples.npz", samples)
             health = run_doc["health"]
             flags = GeneratorFlags(health["generator_bound"], tuple(health["reasons"]))
             verdict = judge(samples, rate, flags, RobustCriterion())

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import GEN_CPUS, run_redline
 from redline.analysis import hdr
+from redline.load.schedule import Schedule
 from redline.model.samples import NOT_SET, UNSENT_REASONS, RequestOutcome, Samples
 from redline.store import RunFolder
-from redline.store.npz import read_samples
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def _run(url: str, tmp_path: Path, *args: str, timeout: float = 120) -> tuple[di
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["schema_version"] == 1 and doc["status"] == "complete"
     assert doc["host"]["logical_cpus"] and doc["tool"]["name"] == "redline"
-    return doc, read_samples(run_dir / "samples.npz")
+    return doc, RunFolder.open(run_dir).read_samples()
 
 
 def doc_dir(results: Path) -> Path:
@@ -62,6 +62,22 @@ def test_half_capacity_is_served_on_time(calibrated, tmp_path):
     assert merged.get_total_count() == 4000
     for p in ("p50", "p99"):
         assert hdr.percentiles_ms(merged)[p] == pytest.approx(s["latency_ms"][p], rel=0.01, abs=0.01), p
+
+
+def test_a_run_longer_than_its_workers_ring_keeps_every_row_in_order(calibrated, tmp_path):
+    # 1 s timeouts: the worker holds ~5.5 s of rows (rate × (connect + read timeout + 3.5 s)),
+    # so 12 s at 300/s (3/4 of the target's 400/s) goes round its ring twice; parts every 5 s.
+    lab = calibrated(servers=4, service_ms=10)
+    args = ("--rate", "300", "--duration", "12", "--timeout", "1", "--connect-timeout", "1", "--workers", "1")
+    doc, samples = _run(lab.url + "/", tmp_path, *args)
+    assert len(samples) == 3600 == doc["summary"]["scheduled"]
+    expected = Schedule(rate=300, duration_s=12).offsets_ns() + samples.start_ns
+    assert np.array_equal(samples.intended_ns, expected)  # every row once, none overwritten
+    assert np.all(samples.outcome == RequestOutcome.OK) and np.all(samples.latency_ns >= samples.service_ns)
+    assert abs(doc["summary"]["latency_ms"]["p50"] - 10.0) <= 1.0
+    parts = sorted((doc_dir(tmp_path) / "samples").glob("w*.npz"))
+    assert len(parts) >= 2, parts
+    assert doc["files"]["samples"] == "samples"
 
 
 def test_overload_latency_grows_and_every_request_is_accounted_for(calibrated, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import GEN_CPUS, assert_one_line_error, redline_cmd, run_redline
 from redline.model.samples import RequestOutcome
-from redline.store.npz import read_samples
+from redline.store import RunFolder
 
 
 def _closed_port() -> int:
@@ -92,7 +92,7 @@ def test_target_dying_mid_run_keeps_what_was_measured(calibrated, tmp_path):
     run_dir = _only_run_dir(tmp_path)
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "abandoned"
-    s = read_samples(run_dir / "samples.npz")
+    s = RunFolder.open(run_dir).read_samples()
     assert len(s) == 1500
     ok = s.outcome == RequestOutcome.OK
     assert np.count_nonzero(ok) > 50  # the first seconds were measured and kept
@@ -121,7 +121,7 @@ def test_a_signal_keeps_what_was_measured_and_marks_the_run_interrupted(calibrat
     run_dir = _only_run_dir(tmp_path)
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "interrupted"
-    s = read_samples(run_dir / "samples.npz")
+    s = RunFolder.open(run_dir).read_samples()
     assert len(s) == 3000
     ok = np.count_nonzero(s.outcome == RequestOutcome.OK)
     assert 50 < ok < 1000  # about 5 s at 100/s, less the workers' start on a busy machine

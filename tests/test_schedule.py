@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from redline.load.schedule import Schedule, split_round_robin
+from redline.load.schedule import Schedule
 
 
 def test_constant_rate_is_evenly_spaced():
@@ -43,12 +43,21 @@ def test_falling_ramp():
     assert np.count_nonzero(off < 1) > np.count_nonzero(off >= 3)
 
 
-def test_split_round_robin_staggers_workers():
-    off = Schedule(rate=10, duration_s=1).offsets_ns()
-    parts = split_round_robin(off, 3)
-    assert sum(p.size for p in parts) == off.size
+def test_shares_deal_the_schedule_round_robin_block_by_block():
+    s = Schedule(rate=10, duration_s=1)
+    off = s.offsets_ns()
+    parts = [np.concatenate(list(s.share(w, 3, size=4))) for w in range(3)]
+    assert [p.size for p in parts] == [s.share_count(w, 3) for w in range(3)] == [4, 3, 3]
     assert parts[0][0] < parts[1][0] < parts[2][0]
-    assert np.array_equal(np.sort(np.concatenate(parts)), off)
+    assert all(np.array_equal(p, off[w::3]) for w, p in enumerate(parts))
+
+
+@pytest.mark.parametrize("kw", [dict(arrival="constant"), dict(arrival="poisson", seed=5, end_rate=900)])
+def test_blocks_are_the_whole_schedule_bit_for_bit(kw):
+    s = Schedule(rate=300, duration_s=20, **kw)
+    whole = s.offsets_ns()
+    assert np.array_equal(np.concatenate(list(s.blocks(size=777))), whole)
+    assert s.count() == whole.size
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,7 @@ def _run(relay: CountingRelay, request: RequestTemplate, tmp_path, count: int = 
 
 def test_two_step_iteration_issue_then_validate(relay, tmp_path):
     outcome = _run(relay, _issue_then_validate(PASSWORD), tmp_path)
-    s = outcome.load.samples
+    s = outcome.folder.read_samples()
     assert len(s) == 20
     assert np.all(s.outcome == RequestOutcome.OK), s.outcome
     assert np.all(s.status == 200)  # the status of the last step (validation)
@@ -163,11 +163,10 @@ def test_two_step_iteration_issue_then_validate(relay, tmp_path):
 
     doc = json.loads((outcome.folder.path / "run.json").read_text())
     assert [st["name"] for st in doc["summary"]["steps"]] == ["token: issue", "token: validate"]
-    # the per-step columns are in samples.npz: the step figures are recomputed from the folder
+    # the per-step columns are in the samples parts: the step figures are recomputed from the folder
     from redline.analysis.run_summary import summarize
-    from redline.store.npz import read_samples
 
-    back = read_samples(outcome.folder.path / "samples.npz")
+    back = outcome.folder.read_samples()
     assert back.step_done_ns is not None and np.array_equal(back.step_done_ns, s.step_done_ns)
     assert back.step_names == s.step_names and back.step_prev == s.step_prev
     again = summarize(back, summary.window_s, summary.offered_rps, back.measure_from_ns)
@@ -188,7 +187,7 @@ def test_two_step_iteration_issue_then_validate(relay, tmp_path):
 
 def test_failing_first_step_ends_the_iteration(relay, tmp_path):
     outcome = _run(relay, _issue_then_validate("wrong password"), tmp_path, count=10)
-    s = outcome.load.samples
+    s = outcome.folder.read_samples()
     assert np.all(s.outcome == RequestOutcome.HTTP) and np.all(s.status == 401)
     assert relay.methods == {"POST": 10}  # step 2 was never sent
     assert s.failed_step is not None and np.all(s.failed_step == 0)
@@ -200,7 +199,7 @@ def test_failing_first_step_ends_the_iteration(relay, tmp_path):
 def test_mix_of_an_iteration_and_single_requests(relay, tmp_path):
     single = RequestTemplate(method="GET", path="/v3", name="root")
     outcome = _run(relay, RequestTemplate.mix([(_issue_then_validate(PASSWORD), 1), (single, 1)]), tmp_path)
-    s = outcome.load.samples
+    s = outcome.folder.read_samples()
     assert np.all(s.outcome == RequestOutcome.OK), s.outcome
     # 10 iterations (POST + GET) and 10 single GETs
     assert relay.methods == {"POST": 10, "GET": 20}

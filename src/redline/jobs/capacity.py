@@ -263,7 +263,7 @@ def _probe(
 
 def _verdict(req: CapacityRequest, step: Step, window: float, result: LoadResult) -> Verdict:
     criterion = req.protocol.criterion
-    verdict = judge(result.samples, step.rate, result.health, criterion)
+    verdict = judge(result.kept, step.rate, result.health, criterion)
     if result.stopped_early and not result.health.generator_bound:
         # Stopped because it was already clearly degraded (possibly still in warm-up):
         # the partial window is too short for the trend tests, the reason to stop stands.
@@ -286,7 +286,7 @@ def _record(
     settled: Settled | None,
 ) -> ProbeResult:
     rel = probe_dir(index, step.rate)
-    folder.write_samples(result.samples, rel)
+    folder.write_samples(result.kept, rel)
     folder.write_timelines(result.timelines, rel)
     folder.write_histograms(result.histograms, rel)
     groups = {k: float(np.nanmean(v)) if v.size and np.isfinite(v).any() else None for k, v in cut.groups.items()}
@@ -304,8 +304,8 @@ def _record(
         interrupted=result.interrupted,
         stopped_early=result.stopped_early,
         verdict=verdict,
-        summary=summarize(result.samples, result.window_s(window), step.rate),
-        warmup_summary=warmup_summary(result.samples, result.stopped_at_ns, step.rate),
+        summary=summarize(result.kept, result.window_s(window), step.rate),
+        warmup_summary=warmup_summary(result.kept, result.stopped_at_ns, step.rate),
         health=result.health,
         target_cpu_pct=groups.get("target"),
         generator_cpu_pct=groups.get("generator"),

@@ -12,14 +12,14 @@ from typing import Any
 
 from redline.analysis.diagnosis import LoadFacts, diagnose_window
 from redline.analysis.limit import limit_of_run
-from redline.analysis.run_summary import summarize
+from redline.analysis.run_summary import summarize_parts
 from redline.jobs.diagnosis import WindowProfiler, audit_findings, run_window
 from redline.load.engine import LoadPlan, LoadResult, Progress, run_load
 from redline.model.run import RunResult
 from redline.model.summary import RunSummary
 from redline.monitor import Monitor, PidList, ProcessSelector
 from redline.store import RunFolder
-from redline.store.layout import MONITOR, PROFILE, SAMPLES, TIMELINE
+from redline.store.layout import MONITOR, PROFILE, SAMPLE_PARTS, TIMELINE
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ def run_fixed_rate(
     monitor.start()
     try:
         try:
-            result = run_load(plan, on_progress=on_progress, stop=stop, on_start=on_start)
+            # The rows go to the folder as the run goes: memory does not grow with its length,
+            # and a run killed outright keeps every part written before.
+            result = run_load(plan, on_progress=on_progress, stop=stop, on_start=on_start, sink=folder.sample_writer())
         finally:
             series = monitor.stop()
             folder.write_monitor(series)
@@ -75,13 +77,12 @@ def run_fixed_rate(
     except BaseException as exc:
         folder.write(dataclasses.replace(doc, status="failed", error=str(exc) or type(exc).__name__))
         raise
-    folder.write_samples(result.samples)
     folder.write_timelines(result.timelines)
     folder.write_histograms(result.histograms)
     window = result.window_s(plan.schedule.duration_s - plan.warmup_s)
-    summary = summarize(result.samples, window, plan.schedule.rate)
+    summary = summarize_parts(folder.sample_parts(), result.clock, window, plan.schedule.rate)
     # Judged on the measurement window only: the warm-up's ticks would dilute a saturation.
-    findings = diagnose_window(run_window(series, result.samples.measure_from_ns), LoadFacts.of(summary, result.health))
+    findings = diagnose_window(run_window(series, result.clock.measure_from_ns), LoadFacts.of(summary, result.health))
     doc = dataclasses.replace(
         doc,
         summary=summary,
@@ -89,7 +90,7 @@ def run_fixed_rate(
         wall_s=round(result.wall_s, 3),
         status="interrupted" if result.interrupted else "abandoned" if result.abandoned else "complete",
         abandoned_because=result.abandoned or None,
-        files={"samples": SAMPLES, "timeline": TIMELINE, "monitor": MONITOR},
+        files={"samples": SAMPLE_PARTS, "timeline": TIMELINE, "monitor": MONITOR},
         findings=findings,
         limit=limit_of_run(findings, profiled, audit_findings(audit_root)),
         profile=profiled,

@@ -25,13 +25,14 @@ from typing import Any, cast
 import numpy as np
 
 from redline.errors import TargetUnreachable, UserError
-from redline.load.health import assess
-from redline.load.request import Iterations, RequestTemplate, Target
-from redline.load.schedule import Schedule, split_round_robin
+from redline.load.chunks import ChunkCollector, InMemory, SampleSink
+from redline.load.health import judge
+from redline.load.request import RequestTemplate, Target
+from redline.load.schedule import Schedule
 from redline.load.worker import WorkerSpec, worker_main
 from redline.model.health import GeneratorHealth, WorkerStats
 from redline.model.histograms import RunHistograms
-from redline.model.samples import RequestOutcome, Samples
+from redline.model.samples import RequestOutcome, SampleClock, Samples
 
 START_DELAY_NS = 300_000_000  # between "all workers ready" and the common start
 # A worker wakes once for every request due within this much of the first one due, so its
@@ -108,7 +109,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class LoadResult:
-    samples: Samples
+    """`samples` holds every row when the run kept them in memory (the default sink);
+    with another sink the rows went there and only the streaming figures are here."""
+
+    samples: Samples | None
+    clock: SampleClock
+    rows: int  # rows handed over by the workers (every scheduled row of a complete run)
     health: GeneratorHealth
     timelines: list[dict[str, np.ndarray]]
     interrupted: bool
@@ -123,7 +129,14 @@ class LoadResult:
         """The measurement window actually run: shorter than planned when stopped."""
         if not self.stopped_at_ns:
             return planned_s
-        return max(0.0, min(planned_s, (self.stopped_at_ns - self.samples.measure_from_ns) / 1e9))
+        return max(0.0, min(planned_s, (self.stopped_at_ns - self.clock.measure_from_ns) / 1e9))
+
+    @property
+    def kept(self) -> Samples:
+        """The rows, for callers that ran with the in-memory sink."""
+        if self.samples is None:
+            raise RuntimeError("this run's rows went to its sink, not to memory")
+        return self.samples
 
 
 class _StopFlag:
@@ -168,18 +181,22 @@ def run_load(
     stop: threading.Event | None = None,
     stop_check: StopCheck | None = None,
     on_start: Callable[[tuple[int, ...]], None] | None = None,
+    sink: SampleSink | None = None,
 ) -> LoadResult:
     """Run `plan`. `stop_check(live_view, now_ns)` is asked twice a second; a reason it
     returns ends the run early (not counted as an interruption). `on_start(pids)` gets
-    the worker pids once they are ready (e.g. for a monitor)."""
+    the worker pids once they are ready (e.g. for a monitor). The rows go to `sink` as the
+    workers hand them over (default: kept in memory and returned as `samples`)."""
     preflight(plan.target, plan.connect_timeout_s)
     plan.target.ssl_context()  # a bad CA file fails here, not in every worker
     payloads, iterations = plan.request.compile(plan.target)
-    offsets = plan.schedule.offsets_ns()
-    if offsets.size == 0:
+    rows = plan.schedule.count()
+    if rows == 0:
         raise UserError("the schedule holds no request: raise the rate or the duration")
-    n_workers = max(1, min(plan.worker_count, offsets.size))
-    shares = split_round_robin(offsets, n_workers)
+    n_workers = max(1, min(plan.worker_count, rows))
+    memory = InMemory() if sink is None else None
+    sink = sink if sink is not None else memory
+    assert sink is not None
     span_ns = int(plan.schedule.duration_s * 1e9)
     cap = max(1, -(-plan.connection_cap // n_workers))
 
@@ -192,11 +209,12 @@ def run_load(
     procs: list[BaseProcess] = []
     pipes: list[Connection] = []
     try:
-        for i, share in enumerate(shares):
+        for i in range(n_workers):
             parent_end, child_end = ctx.Pipe()
             spec = WorkerSpec(
                 index=i,
-                offsets_ns=share,
+                workers=n_workers,
+                schedule=plan.schedule,
                 span_ns=span_ns,
                 payloads=payloads,
                 target=plan.target,
@@ -206,7 +224,6 @@ def run_load(
                 cpus=plan.cpus,
                 iterations=iterations,
                 slack_ns=plan.slack_us * 1000,
-                warmup_ns=int(plan.warmup_s * 1e9),
             )
             proc: BaseProcess = ctx.Process(
                 target=worker_main, args=(spec, child_end), name=f"redline-worker-{i}", daemon=True
@@ -224,11 +241,18 @@ def run_load(
             on_start(tuple(pids))
         anchor_mono, anchor_wall = monotonic_ns(), time.time_ns()
         start_ns = anchor_mono + START_DELAY_NS
+        clock = SampleClock(start_ns, start_ns + int(plan.warmup_s * 1e9), anchor_mono, anchor_wall)
+        sink.begin(clock, iterations.names if iterations else (), iterations.prev if iterations else ())
+        collector = ChunkCollector(n_workers, clock, sink)
         for p in pipes:
             p.send(("go", start_ns))
-        live = LiveView(offsets, n_workers, start_ns, start_ns + int(plan.warmup_s * 1e9))
-        results = _supervise(pipes, procs, flag, live, span_ns, plan, on_progress, stop_check)
+        # Only an early stop reads every row's state mid-run: a run without one keeps none.
+        live = None
+        if stop_check is not None:
+            live = LiveView(plan.schedule.offsets_ns(), n_workers, start_ns, clock.measure_from_ns)
+        results = _supervise(pipes, procs, flag, live, collector, span_ns, plan, on_progress, stop_check)
     finally:
+        sink.close()
         restore()
         if plan.cpus:
             _set_affinity(tuple(parent_affinity))
@@ -237,7 +261,8 @@ def run_load(
             if proc.is_alive():
                 proc.kill()
 
-    return _merge(plan, results, start_ns, anchor_mono, anchor_wall, flag, tuple(pids), iterations)
+    samples = memory.samples() if memory is not None else None
+    return _merge(plan, results, collector, clock, samples, flag, tuple(pids))
 
 
 def _set_affinity(cpus: Iterable[int]) -> None:
@@ -306,14 +331,11 @@ class LiveView:
         self.start_ns = start_ns
         self.measure_from_ns = measure_from_ns
 
-    def update(self, worker: int, rows: np.ndarray, done: np.ndarray, outcome: np.ndarray) -> np.ndarray:
-        """Record a worker's report; returns the latencies (ns) of the rows answered."""
+    def update(self, worker: int, rows: np.ndarray, done: np.ndarray, outcome: np.ndarray) -> None:
+        """Record a worker's report."""
         idx = rows * self.n_workers + worker  # the schedule was dealt round robin
         self.done[idx] = done
         self.outcome[idx] = outcome
-        answered = outcome <= RequestOutcome.HTTP
-        latency: np.ndarray = done[answered] - self.intended[idx[answered]]
-        return latency
 
     def snapshot(self) -> Samples:
         """Rows so far as Samples; open rows carry outcome −1 and done −1."""
@@ -340,14 +362,15 @@ def _supervise(
     pipes: list[Connection],
     procs: list[BaseProcess],
     flag: _StopFlag,
-    live: LiveView,
+    live: LiveView | None,
+    collector: ChunkCollector,
     span_ns: int,
     plan: LoadPlan,
     on_progress: Callable[[Progress], None] | None,
     stop_check: StopCheck | None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     n = len(pipes)
-    start_ns = live.start_ns
+    start_ns = collector.start_ns
     results: list[dict[str, Any] | None] = [None] * n
     failures: list[str] = []
     state = {i: (0, 0, 0) for i in range(n)}  # next_row, answered (status < 400), errors
@@ -374,11 +397,15 @@ def _supervise(
                 continue
             kind = msg[0]
             if kind == "progress":
-                _, _, _now, next_row, answered, errors, rows, done, outcome = msg
+                _, _, _now, next_row, answered, errors, rows, done, outcome, latency = msg
                 state[i] = (next_row, answered, errors)
-                lat = live.update(i, rows, done, outcome)
-                if lat.size:
-                    recent.append(lat)
+                if live is not None:
+                    live.update(i, rows, done, outcome)
+                answered_now = latency[outcome <= RequestOutcome.HTTP]
+                if answered_now.size:
+                    recent.append(answered_now)
+            elif kind == "chunk":
+                collector.add(i, msg[2])
             elif kind == "result":
                 results[i] = msg[2]
                 del open_pipes[i]
@@ -387,7 +414,7 @@ def _supervise(
                 del open_pipes[i]
         now = monotonic_ns()
         if now - last_report >= 500_000_000:
-            if stop_check is not None and not flag and now > start_ns:
+            if stop_check is not None and live is not None and not flag and now > start_ns:
                 reason = stop_check(live, now)
                 if reason:
                     flag.set(reason, early=True)
@@ -422,22 +449,16 @@ def _supervise(
 def _merge(
     plan: LoadPlan,
     results_and_failures: tuple[list[dict[str, Any]], list[str]],
-    start_ns: int,
-    anchor_mono: int,
-    anchor_wall: int,
+    collector: ChunkCollector,
+    clock: SampleClock,
+    samples: Samples | None,
     flag: _StopFlag,
     pids: tuple[int, ...],
-    iterations: Iterations | None = None,
 ) -> LoadResult:
     results, failures = results_and_failures
-    cols: dict[str, list[np.ndarray]] = {}
     stats: list[WorkerStats] = []
     timelines: list[dict[str, np.ndarray]] = []
     for idx, r in enumerate(results):
-        c = r["columns"]
-        for k, v in c.items():
-            cols.setdefault(k, []).append(v)
-        cols.setdefault("worker", []).append(np.full(len(c["intended_ns"]), idx, dtype=np.int16))
         timelines.append(r["timeline"])
         stats.append(
             WorkerStats(
@@ -453,43 +474,26 @@ def _merge(
                 end_reason=r["end_reason"],
             )
         )
-    merged = {k: np.concatenate(v) for k, v in cols.items()}
-    dispatched = merged.pop("dispatched_ns")
-    samples = Samples(
-        intended_ns=merged["intended_ns"],
-        sent_ns=merged["sent_ns"],
-        done_ns=merged["done_ns"],
-        status=merged["status"],
-        outcome=merged["outcome"],
-        bytes_in=merged["bytes_in"],
-        worker=merged["worker"],
-        start_ns=start_ns,
-        measure_from_ns=start_ns + int(plan.warmup_s * 1e9),
-        anchor_mono_ns=anchor_mono,
-        anchor_wall_ns=anchor_wall,
-        step_done_ns=merged.get("step_done_ns"),
-        failed_step=merged.get("failed_step"),
-        step_names=iterations.names if iterations else (),
-        step_prev=iterations.prev if iterations else (),
-    )
-    order = np.argsort(samples.intended_ns, kind="stable")
-    samples = samples.select(order)
-    dispatched = dispatched[order]
-    health = assess(
-        samples.intended_ns, dispatched, samples.sent_ns, stats, timelines, plan.connection_cap, samples.done_ns
-    )
+    health = judge(collector.keeping, stats, timelines, plan.connection_cap)
     if failures:
         health = _with_notes(health, failures)
     abandoned = next((s.end_reason for s in stats if s.end_reason.startswith("target stopped")), None)
     stopped_early = flag.reason if flag.early else None
     interrupted = not flag.early and (bool(flag) or any(s.end_reason.startswith("interrupted") for s in stats))
     wall = max((s.wall_s for s in stats), default=0.0)
-    histograms = RunHistograms(
-        latency_us=tuple(r["histograms"][0] for r in results),
-        schedule_lag_us=tuple(r["histograms"][1] for r in results),
-    )
     return LoadResult(
-        samples, health, timelines, interrupted, abandoned, wall, pids, stopped_early, flag.at_ns, histograms
+        samples,
+        clock,
+        collector.rows,
+        health,
+        timelines,
+        interrupted,
+        abandoned,
+        wall,
+        pids,
+        stopped_early,
+        flag.at_ns,
+        collector.histograms(),
     )
 
 

@@ -12,7 +12,9 @@ them.
 from __future__ import annotations
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
+from redline.analysis import hdr
 from redline.model.health import GeneratorHealth, WorkerStats
 from redline.model.samples import NOT_SET
 
@@ -26,17 +28,37 @@ CPU_NEAR_LIMIT = 0.90  # a worker above 90 % of one core: warned, not judged
 NOTE_LATE_SHARE = 0.01  # fewer late than this is not worth a note
 
 
-def percentiles_ms(values_ns: np.ndarray) -> dict[str, float]:
-    if values_ns.size == 0:
-        return {}
-    qs = np.percentile(values_ns, [50, 90, 99, 99.9]) / 1e6
-    return {
-        "p50": round(float(qs[0]), 4),
-        "p90": round(float(qs[1]), 4),
-        "p99": round(float(qs[2]), 4),
-        "p99.9": round(float(qs[3]), 4),
-        "max": round(float(values_ns.max()) / 1e6, 4),
-    }
+class ScheduleKeeping:
+    """How well the schedule was kept, gathered chunk by chunk (so a run of any length
+    needs a few histograms, not its rows): schedule lag (dispatch − intended) and send
+    lag (first byte − intended) of every dispatched row, how many were late, and the time
+    from dispatch to done."""
+
+    def __init__(self) -> None:
+        self.lag = hdr.new()
+        self.send_lag = hdr.new()
+        self.dispatch_to_done = hdr.new()
+        self.dispatched = 0
+        self.late = 0
+
+    def add(self, intended_ns: np.ndarray, dispatched_ns: np.ndarray, sent_ns: np.ndarray, done_ns: np.ndarray) -> None:
+        dispatched = dispatched_ns != NOT_SET
+        lag = dispatched_ns[dispatched] - intended_ns[dispatched]
+        hdr.record_ns(self.lag, lag)
+        self.dispatched += int(lag.size)
+        self.late += int(np.count_nonzero(lag > LATE_NS))
+        sent = sent_ns != NOT_SET
+        hdr.record_ns(self.send_lag, sent_ns[sent] - intended_ns[sent])
+        both = dispatched & (done_ns != NOT_SET)
+        hdr.record_ns(self.dispatch_to_done, done_ns[both] - dispatched_ns[both])
+
+    @property
+    def late_share(self) -> float:
+        return self.late / self.dispatched if self.dispatched else 0.0
+
+
+def percentiles_ms(hist: HdrHistogram) -> dict[str, float]:
+    return hdr.percentiles_ms(hist, (50, 90, 99, 99.9))
 
 
 def assess(
@@ -48,15 +70,25 @@ def assess(
     connection_cap: int,
     done_ns: np.ndarray | None = None,
 ) -> GeneratorHealth:
+    """`judge` on one set of rows held in memory."""
+    keeping = ScheduleKeeping()
+    keeping.add(intended_ns, dispatched_ns, sent_ns, np.full_like(intended_ns, NOT_SET) if done_ns is None else done_ns)
+    return judge(keeping, workers, timelines, connection_cap)
+
+
+def judge(
+    keeping: ScheduleKeeping,
+    workers: list[WorkerStats],
+    timelines: list[dict[str, np.ndarray]],
+    connection_cap: int,
+) -> GeneratorHealth:
     """Judge whether the generator kept its schedule; note what came close."""
-    dispatched = dispatched_ns != NOT_SET
-    lag = dispatched_ns[dispatched] - intended_ns[dispatched]
-    sent = sent_ns != NOT_SET
-    send_lag = sent_ns[sent] - intended_ns[sent]
-    late_share = float(np.mean(lag > LATE_NS)) if lag.size else 0.0
-    lag_ms = percentiles_ms(lag)
+    late_share = keeping.late_share
+    lag_ms = percentiles_ms(keeping.lag)
     lag_p99 = lag_ms.get("p99", 0.0)
-    median_latency_ms = _median_latency_ms(dispatched_ns, done_ns)
+    served = keeping.dispatch_to_done
+    # The median time from dispatch to done: the part of latency the lag does not include.
+    median_latency_ms = served.get_value_at_percentile(50) / 1e3 if served.get_total_count() else None
 
     reasons: list[str] = []
     notes: list[str] = []
@@ -99,7 +131,7 @@ def assess(
         generator_bound=bool(reasons),
         reasons=tuple(reasons),
         lag_ms=lag_ms,
-        send_lag_ms=percentiles_ms(send_lag),
+        send_lag_ms=percentiles_ms(keeping.send_lag),
         late_share=round(late_share, 6),
         workers=tuple(workers),
         cap_hits=cap_hits,
@@ -109,13 +141,3 @@ def assess(
         notes=tuple(notes),
         late_threshold_ms=LATE_NS / 1e6,
     )
-
-
-def _median_latency_ms(dispatched_ns: np.ndarray, done_ns: np.ndarray | None) -> float | None:
-    """The median time from dispatch to done: the part of latency the lag does not include."""
-    if done_ns is None:
-        return None
-    both = (done_ns != NOT_SET) & (dispatched_ns != NOT_SET)
-    if not both.any():
-        return None
-    return float(np.median(done_ns[both] - dispatched_ns[both])) / 1e6

@@ -8,12 +8,14 @@ constant rate, a linear ramp, and Poisson versions of both, all vectorised.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 ArrivalKind = Literal["constant", "poisson"]
+BLOCK = 65536  # arrivals generated at a time
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,48 @@ class Schedule:
 
     def offsets_ns(self) -> np.ndarray:
         """Intended send times in ns from the schedule's start, ascending, int64."""
+        blocks = list(self.blocks())
+        return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+
+    def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """The same times as `offsets_ns`, `size` at a time, so that a long run never holds
+        its whole schedule: the k-th block holds arrivals k·size … (k+1)·size − 1."""
         total = self.expected_count()
         if self.arrival == "constant":
-            marks = np.arange(int(np.floor(total + 1e-9)), dtype=np.float64)
-        else:
-            rng = np.random.default_rng(self.seed)
-            # Draw a little more than needed, then keep the arrivals inside the span.
-            n = int(total + 6 * np.sqrt(total) + 16)
-            marks = np.cumsum(rng.exponential(1.0, n))
-            marks = marks[marks < total]
+            count = int(np.floor(total + 1e-9))
+            for lo in range(0, count, size):
+                yield self._offsets(np.arange(lo, min(lo + size, count), dtype=np.float64))
+            return
+        # One generator drawn block after block gives the same stream as one big draw, and
+        # cumsum from the carried sum adds in the same order: the times are bit-identical.
+        rng = np.random.default_rng(self.seed)
+        carry = 0.0
+        while True:
+            marks = np.cumsum(np.concatenate(([carry], rng.exponential(1.0, size))))[1:]
+            carry = float(marks[-1])
+            inside = marks[marks < total]
+            if inside.size:
+                yield self._offsets(inside)
+            if inside.size < size:
+                return
+
+    def count(self) -> int:
+        """How many arrivals the schedule holds (generated block by block for Poisson)."""
+        if self.arrival == "constant":
+            return int(np.floor(self.expected_count() + 1e-9))
+        return sum(b.size for b in self.blocks())
+
+    def share(self, worker: int, workers: int, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Worker `worker`'s arrivals (every `workers`-th, from arrival `worker`), in blocks."""
+        first = 0
+        for block in self.blocks(size):
+            yield block[(worker - first) % workers :: workers]
+            first += block.size
+
+    def share_count(self, worker: int, workers: int) -> int:
+        return len(range(worker, self.count(), workers))
+
+    def _offsets(self, marks: np.ndarray) -> np.ndarray:
         return np.round(self._invert(marks) * 1e9).astype(np.int64)
 
     def _invert(self, marks: np.ndarray) -> np.ndarray:
@@ -66,8 +101,3 @@ class Schedule:
             return marks / r0
         # Stable form of the quadratic root (no cancellation when slope is small).
         return 2 * marks / (r0 + np.sqrt(np.maximum(r0 * r0 + 2 * slope * marks, 0.0)))
-
-
-def split_round_robin(offsets: np.ndarray, workers: int) -> list[np.ndarray]:
-    """Deal arrivals to workers in turn: each worker's phase is staggered by one arrival."""
-    return [offsets[w::workers] for w in range(workers)]

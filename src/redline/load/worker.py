@@ -1,8 +1,11 @@
 """One load-generator process: follows its share of the schedule on a uvloop event loop.
 
 The parent sends `("go", start_ns)` once every worker is ready, so that all share one
-start; it may send `("stop", reason)` at any time. The worker reports progress twice a
-second and ends with one `("result", ...)` message holding its columns.
+start; it may send `("stop", reason)` at any time. Twice a second the worker reports
+progress and hands over, as one `("chunk", ...)` message, the columns of the rows finished
+since the last chunk (every row before the first still open), so that its memory stays
+bounded however long the run; it ends with one `("result", ...)` message holding its
+counters and timeline.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import signal
 import ssl
 import time
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from time import monotonic_ns
@@ -23,24 +25,29 @@ from typing import Any
 
 import numpy as np
 
-from redline.analysis import hdr
 from redline.load.client import IterationPool, Pool
 from redline.load.recorder import Recorder
 from redline.load.request import Iterations, Target
+from redline.load.schedule import Schedule
 from redline.load.timer import PreciseTimer
-from redline.model.samples import NOT_SET, RequestOutcome
+from redline.model.samples import RequestOutcome
 
 TICK_S = 0.1  # housekeeping: timeouts, timeline
 PROGRESS_EVERY = 5  # ticks between progress reports
 DEATH_AFTER_NS = 2_000_000_000  # no response and only failed connects for this long: target gone
 DEATH_MIN_FAILURES = 10
 SATURATED_WAKE_NS = 200_000
+# Rows a worker must be able to hold open at once: its rate times the longest a row can
+# stay open (connect plus read timeout), plus the rows between two flushes and a margin.
+OPEN_MARGIN_S = 3.0
+MIN_RING = 1024
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     index: int
-    offsets_ns: np.ndarray  # this worker's intended send times, ns from the common start
+    workers: int  # this worker takes every `workers`-th arrival of `schedule`, from `index`
+    schedule: Schedule
     span_ns: int  # length of the whole schedule: nothing is sent after start + span
     payloads: list[bytes]
     target: Target
@@ -50,7 +57,20 @@ class WorkerSpec:
     cpus: tuple[int, ...] | None
     iterations: Iterations | None = None  # set when requests are multi-step iterations
     slack_ns: int = 0  # one wake-up sends every row due within this of the first (LoadPlan.slack_us)
-    warmup_ns: int = 0  # rows due before start + warmup are outside the histograms' window
+
+    @property
+    def rows(self) -> int:
+        return self.schedule.share_count(self.index, self.workers)
+
+    def ring_capacity(self) -> int:
+        """Slots for the rows this worker can have open at once (never more than its rows)."""
+        rate = max(self.schedule.rate, self.schedule.final_rate) / self.workers
+        horizon_s = self.connect_timeout_s + self.read_timeout_s + PROGRESS_EVERY * TICK_S + OPEN_MARGIN_S
+        need = max(MIN_RING, int(rate * horizon_s))
+        # A multiple of the payload count: slot % payloads == row % payloads, so a row gets
+        # the same request whatever its slot.
+        n = len(self.payloads)
+        return min(self.rows, -(-need // n) * n)
 
 
 def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
@@ -75,6 +95,7 @@ def worker_main(spec: WorkerSpec, pipe: Pipe) -> None:
             return
         run = WorkerRun(loop, spec, pipe, ssl_ctx, start_ns=msg[1])
         loop.run_until_complete(run.main())
+        run.hand_over_rest()
         pipe.send(("result", spec.index, run.result()))
     except Exception as exc:  # noqa: BLE001 — report, never a traceback on the user's terminal
         with contextlib.suppress(Exception):
@@ -102,9 +123,13 @@ class WorkerRun:
         self.start_ns = start_ns
         self.end_ns = start_ns + spec.span_ns
         its = spec.iterations
-        self.rec = Recorder(spec.offsets_ns + start_ns, len(its.names) if its else 0)
-        self.n = len(self.rec.intended)
+        self.rec = Recorder(spec.ring_capacity(), len(its.names) if its else 0)
+        self.n = spec.rows
         self.next_row = 0
+        self.blocks = spec.schedule.share(spec.index, spec.workers)
+        self.pending = np.zeros(0, dtype=np.int64)  # generated rows not yet in the ring
+        self.stalled = False  # the next row has no slot yet: the ring is full of open rows
+        self.unsent_tail: int | None = None  # abandoned: the outcome of every row not generated yet
         args = (loop, self.rec, spec.payloads, spec.target.host, spec.target.port, ssl_ctx)
         self.pool = (
             IterationPool(*args, spec.connection_cap, spec.connect_timeout_s, its)
@@ -125,6 +150,7 @@ class WorkerRun:
 
     async def main(self) -> None:
         self.cpu_start_ns = time.process_time_ns()
+        self._top_up()
         if self.n:
             self.timer.arm_at(self.rec.intended[0])
         self._housekeeping()
@@ -145,25 +171,35 @@ class WorkerRun:
         if self.finished.done():
             return
         rec = self.rec
-        intended, dispatched = rec.intended, rec.dispatched
+        intended, dispatched, cap = rec.intended, rec.dispatched, rec.capacity
         pool = self.pool
-        i, n = self.next_row, self.n
+        i = self.next_row
         now = monotonic_ns()
-        while i < n and intended[i] <= now:
-            if pool.saturated:
-                i = self._queue_due(i, now)
+        while True:
+            filled = rec.filled
+            while i < filled and intended[i % cap] <= now:
+                if pool.saturated:
+                    i = self._queue_due(i, now)
+                    break
+                slot = i % cap
+                dispatched[slot] = now
+                pool.dispatch(slot, now)
+                i += 1
+                if not i & 63:
+                    now = monotonic_ns()
+            self.next_row = i
+            if i < filled or filled >= self.n:
                 break
-            dispatched[i] = now
-            pool.dispatch(i, now)
-            i += 1
-            if not i & 63:
-                now = monotonic_ns()
-        self.next_row = i
-        if i < n:
-            due = intended[i]
+            self._top_up()
+            if rec.filled == filled:  # no room: housekeeping flushes and resumes
+                self.stalled = True
+                return
+        self.stalled = False
+        if i < rec.filled:
+            due = intended[i % cap]
             if self.slack_ns:
                 # Wake at the last row due within the slack: one wake-up for all of them.
-                due = intended[bisect_right(intended, due + self.slack_ns, i, n) - 1]
+                due = intended[(rec.first_after(due + self.slack_ns, i, rec.filled) - 1) % cap]
             if pool.saturated:
                 # Every connection is busy: rows only join the queue, so wake up at most
                 # every SATURATED_WAKE_NS instead of once per row (offered far above what
@@ -173,11 +209,42 @@ class WorkerRun:
 
     def _queue_due(self, i: int, now: int) -> int:
         """All rows due by `now` join the backlog at once; returns the next row."""
-        j = bisect_right(self.rec.intended, now, i, self.n)
-        np.frombuffer(self.rec.dispatched, dtype=np.int64)[i:j] = now
-        self.pool.backlog.extend(range(i, j))
+        rec = self.rec
+        j = rec.first_after(now, i, rec.filled)
+        dispatched = np.frombuffer(rec.dispatched, dtype=np.int64)
+        for s, e in rec.segments(i, j):
+            dispatched[s:e] = now
+            self.pool.backlog.extend(range(s, e))
         self.pool.cap_hits += j - i
         return j
+
+    def _top_up(self) -> None:
+        """Generate rows into the ring until it holds half a ring ahead (or is full)."""
+        rec = self.rec
+        if self.unsent_tail is not None:
+            return  # abandoned: the rest is generated only to be marked unsent
+        while rec.filled < self.n and rec.filled - self.next_row < rec.capacity // 2:
+            if not self.pending.size:
+                self.pending = next(self.blocks) + self.start_ns
+            k = min(rec.room, self.pending.size)
+            if not k:
+                return
+            rec.fill(self.pending[:k])
+            self.pending = self.pending[k:]
+
+    def _flush(self) -> None:
+        """Hand the finished rows at the front of the ring to the parent."""
+        rec = self.rec
+        hi = rec.frontier(self.next_row)
+        if hi > rec.base:
+            self._send(("chunk", self.spec.index, rec.take(hi)))
+
+    def _age_backlog(self) -> None:
+        """The ring is full and the oldest rows still wait for a connection: rows queued
+        for longer than any request can take are given up as unsent, to free their slots."""
+        backlog = self.pool.backlog
+        give_up = [backlog.popleft() for _ in range(min(len(backlog), self.rec.capacity // 8 + 1))]
+        self.rec.mark_unsent(give_up, int(RequestOutcome.UNSENT_BACKLOG))
 
     # -- housekeeping --
 
@@ -192,15 +259,23 @@ class WorkerRun:
         self.pool.expire(now, self.read_timeout_ns)
         self._sample_timeline(now)
         self.ticks += 1
-        if self.ticks % PROGRESS_EVERY == 0:
+        if self.ticks % PROGRESS_EVERY == 0 or self.stalled:
+            # Report before flushing: the report maps its slots to rows not yet taken.
             self._report(now)
+            if self.stalled and self.pool.backlog and self.rec.frontier(self.next_row) == self.rec.base:
+                self._age_backlog()
+            self._flush()
+            if self.stalled and not self.abandoned:
+                self._schedule()
+        else:
+            self._top_up()
         self._watch_target(now)
         # Past the schedule: what still waits for a connection will never be sent.
         if now >= self.end_ns and self.next_row >= self.n and self.pool.backlog:
             rows = list(self.pool.backlog)
             self.pool.backlog.clear()
             self.rec.mark_unsent(rows, int(RequestOutcome.UNSENT_BACKLOG))
-        if self.rec.finished >= self.n:
+        if self.rec.finished >= self.rows_to_finish:
             self._finish("completed")
             return
         if now >= self.end_ns + self.read_timeout_ns + 1_000_000_000:
@@ -220,22 +295,21 @@ class WorkerRun:
         tl["cpu_ns"].append(time.process_time_ns())
         tl["finished"].append(self.rec.finished)
 
+    @property
+    def rows_to_finish(self) -> int:
+        """Rows that must end before the run does (an abandoned run ends its tail later)."""
+        return self.rec.filled if self.unsent_tail is not None else self.n
+
     def _report(self, now: int) -> None:
-        rows, done, outcome = self.rec.take_recent()
+        rows, done, outcome, latency = self.rec.take_recent()
+        rec = self.rec
+        self._send(
+            ("progress", self.spec.index, now, self.next_row, rec.answered, rec.errors, rows, done, outcome, latency)
+        )
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
         try:
-            self.pipe.send(
-                (
-                    "progress",
-                    self.spec.index,
-                    now,
-                    self.next_row,
-                    self.rec.answered,
-                    self.rec.errors,
-                    rows,
-                    done,
-                    outcome,
-                )
-            )
+            self.pipe.send(msg)
         except OSError:
             self._stop("the controlling process went away")
 
@@ -274,10 +348,11 @@ class WorkerRun:
             return
         self.abandoned = True
         self.timer.cancel()
-        self.rec.mark_unsent(range(self.next_row, self.n), outcome)
+        self.rec.mark_rows_unsent(self.next_row, self.rec.filled, outcome)
         self.rec.mark_unsent(list(self.pool.backlog), outcome)
         self.pool.backlog.clear()
-        self.next_row = self.n
+        self.next_row = self.rec.filled
+        self.unsent_tail = outcome
         grace = min(self.spec.read_timeout_s, 1.0)
         self.loop.call_later(grace, self._after_grace, outcome)
 
@@ -287,7 +362,7 @@ class WorkerRun:
         self._finish(self.end_reason)
 
     def _close_open_rows(self, outcome: int) -> None:
-        self.rec.mark_unsent(range(self.n), outcome)
+        self.rec.mark_rows_unsent(self.rec.base, self.rec.filled, outcome)
 
     def _finish(self, reason: str) -> None:
         if not self.finished.done():
@@ -295,15 +370,29 @@ class WorkerRun:
                 self.end_reason = reason
             self.finished.set_result(None)
 
-    def result(self) -> dict[str, Any]:
-        cols = self.rec.columns()
+    def hand_over_rest(self) -> None:
+        """After the loop: every remaining row to the parent, the rows never generated of an
+        abandoned run included (with its outcome), one ring at a time."""
+        rec = self.rec
         # Rows closed without a response keep NOT_SET in done_ns.
-        cols["outcome"] = np.where(cols["outcome"] < 0, int(RequestOutcome.UNSENT_INTERRUPTED), cols["outcome"]).astype(
-            np.int8
-        )
+        rec.mark_rows_unsent(rec.base, rec.filled, int(RequestOutcome.UNSENT_INTERRUPTED))
+        self._flush_all()
+        tail = int(RequestOutcome.UNSENT_INTERRUPTED) if self.unsent_tail is None else self.unsent_tail
+        while rec.filled < self.n:
+            self.next_row = rec.filled
+            self.pending = self.pending if self.pending.size else next(self.blocks) + self.start_ns
+            k = min(rec.room, self.pending.size)
+            rec.fill(self.pending[:k])
+            self.pending = self.pending[k:]
+            rec.mark_rows_unsent(rec.filled - k, rec.filled, tail)
+            self._flush_all()
+
+    def _flush_all(self) -> None:
+        if self.rec.filled > self.rec.base:
+            self.pipe.send(("chunk", self.spec.index, self.rec.take(self.rec.filled)))
+
+    def result(self) -> dict[str, Any]:
         return {
-            "columns": cols,
-            "histograms": self._histograms(cols),
             "timeline": {k: np.frombuffer(v, dtype=np.int64).copy() for k, v in self.timeline.items()},
             "cpu_ns": self.cpu_end_ns - self.cpu_start_ns,
             "wall_ns": monotonic_ns() - self.start_ns,
@@ -316,13 +405,3 @@ class WorkerRun:
             "pid": os.getpid(),
             "cpus": sorted(os.sched_getaffinity(0)),
         }
-
-    def _histograms(self, cols: dict[str, np.ndarray]) -> tuple[str, str]:
-        """This worker's latency and schedule-lag histograms over the measurement window."""
-        intended, done, dispatched = cols["intended_ns"], cols["done_ns"], cols["dispatched_ns"]
-        measured = intended >= self.start_ns + self.spec.warmup_ns
-        answered = measured & (cols["outcome"] <= RequestOutcome.HTTP) & (done != NOT_SET)
-        sent = measured & (dispatched != NOT_SET)
-        latency = hdr.of_ns(done[answered] - intended[answered])
-        lag = hdr.of_ns(dispatched[sent] - intended[sent])
-        return hdr.encode(latency), hdr.encode(lag)

@@ -9,7 +9,7 @@ one wall-clock anchor so that a row can be placed in calendar time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
 
@@ -60,6 +60,16 @@ _COLUMNS = {
     "bytes_in": np.int32,
     "worker": np.int16,
 }
+
+
+@dataclass(frozen=True)
+class SampleClock:
+    """The clock facts of a run's rows (see Samples)."""
+
+    start_ns: int
+    measure_from_ns: int
+    anchor_mono_ns: int
+    anchor_wall_ns: int
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,36 @@ class Samples:
             step_prev=first.step_prev if stepped else (),
         )
         return merged.sorted()
+
+    @classmethod
+    def of_parts(
+        cls,
+        parts: list[dict[str, np.ndarray]],
+        clock: SampleClock,
+        step_names: tuple[str, ...] = (),
+        step_prev: tuple[int, ...] = (),
+    ) -> Samples:
+        """Chunks of columns (as workers hand them over) merged in intended order."""
+        if not parts:
+            empty = cls.empty(clock.start_ns, clock.measure_from_ns)
+            return replace(empty, anchor_mono_ns=clock.anchor_mono_ns, anchor_wall_ns=clock.anchor_wall_ns)
+        stepped = bool(step_names) and all("step_done_ns" in p for p in parts)
+        merged = cls(
+            **{name: np.concatenate([p[name] for p in parts]).astype(dt, copy=False) for name, dt in _COLUMNS.items()},
+            start_ns=clock.start_ns,
+            measure_from_ns=clock.measure_from_ns,
+            anchor_mono_ns=clock.anchor_mono_ns,
+            anchor_wall_ns=clock.anchor_wall_ns,
+            step_done_ns=np.concatenate([p["step_done_ns"] for p in parts]) if stepped else None,
+            failed_step=np.concatenate([p["failed_step"] for p in parts]) if stepped else None,
+            step_names=step_names if stepped else (),
+            step_prev=step_prev if stepped else (),
+        )
+        return merged.sorted()
+
+    @property
+    def clock(self) -> SampleClock:
+        return SampleClock(self.start_ns, self.measure_from_ns, self.anchor_mono_ns, self.anchor_wall_ns)
 
     @classmethod
     def empty(cls, start_ns: int = 0, measure_from_ns: int = 0) -> Samples:

@@ -29,7 +29,7 @@ from redline.model.series import MonitorSeries
 from redline.model.summary import RunSummary
 from redline.model.verdict import Verdict
 from redline.store import Loaded, RunFolder
-from redline.store.layout import MONITOR, SAMPLES
+from redline.store.layout import MONITOR
 
 T = TypeVar("T")
 
@@ -196,7 +196,7 @@ def _capacity_probe(folder: RunFolder, rec: ProbeResult, missing: list[str]) -> 
 
 
 def _samples(folder: RunFolder, rel: str, missing: list[str]) -> Samples | None:
-    name = f"{rel}/{SAMPLES}" if rel else SAMPLES
+    name = folder.samples_name(rel)
     if not folder.has_samples(rel):
         missing.append(f"{name} is missing: its per-request charts are left out")
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from redline.model.samples import Samples
 from redline.model.series import MonitorSeries
 from redline.model.storm import ScaleResult, StormRunResult
 from redline.redact import redacted_command_line
-from redline.store import layout, npz
+from redline.store import layout, npz, parts
 from redline.store.host_facts import host_facts
 from redline.storm.model import StormResult
 
@@ -147,10 +148,33 @@ class RunFolder:
         return npz.write_samples(d / layout.SAMPLES, samples)
 
     def read_samples(self, rel: str = "") -> Samples:
-        return npz.read_samples(self.path / rel / layout.SAMPLES)
+        """Every row, from samples.npz or (a run that wrote as it went) its parts."""
+        whole = self.path / rel / layout.SAMPLES
+        if whole.is_file() or not self._parts(rel):
+            return npz.read_samples(whole)
+        return Samples.concat(list(parts.read_parts(self.path / rel / layout.SAMPLE_PARTS)))
+
+    def sample_parts(self, rel: str = "") -> Iterator[Samples]:
+        """The rows part by part (one part for a folder with samples.npz): bounded memory."""
+        if self._parts(rel):
+            yield from parts.read_parts(self.path / rel / layout.SAMPLE_PARTS)
+        else:
+            yield npz.read_samples(self.path / rel / layout.SAMPLES)
+
+    def sample_writer(self, rel: str = "") -> parts.SampleParts:
+        """A sink that writes the rows as parts while the run goes."""
+        return parts.SampleParts(self._dir(rel) / layout.SAMPLE_PARTS)
 
     def has_samples(self, rel: str = "") -> bool:
-        return (self.path / rel / layout.SAMPLES).is_file()
+        return (self.path / rel / layout.SAMPLES).is_file() or self._parts(rel)
+
+    def samples_name(self, rel: str = "") -> str:
+        """How the folder's rows are named in messages: samples.npz, or samples/ for parts."""
+        name = f"{layout.SAMPLE_PARTS}/" if self._parts(rel) else layout.SAMPLES
+        return f"{rel}/{name}" if rel else name
+
+    def _parts(self, rel: str) -> bool:
+        return bool(parts.part_paths(self.path / rel / layout.SAMPLE_PARTS))
 
     def write_histograms(self, histograms: RunHistograms, rel: str = "") -> Path:
         return write_text(self._dir(rel) / layout.HISTOGRAMS, json.dumps(histograms.to_json(), indent=1) + "\n")

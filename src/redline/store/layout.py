@@ -2,7 +2,8 @@
 
 <results>/<UTC time>-<name>/
     run.json                     the result (schema_version, command, figures)
-    samples.npz, timeline.npz    `run`: every request; each worker's timeline
+    samples/w<worker>-<seq>.npz  `run`: every request, in parts written while it ran
+    samples.npz, timeline.npz    every request (a probe; a run of an older version); each worker's timeline
     histograms.json              `run` (and each probe): per-worker HDR histograms of latency and lag
     monitor.npz                  host and per-process series (capacity, storm)
     probes/<NN>-<rate>/          `capacity`: one folder per probe, samples + timeline
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 RUN_JSON = "run.json"
 SAMPLES = "samples.npz"
+SAMPLE_PARTS = "samples"  # `run`: the rows as parts written while it ran (store/parts.py)
 TIMELINE = "timeline.npz"
 HISTOGRAMS = "histograms.json"
 PROFILE = "profile.txt.gz"  # a probe's (or run's) py-spy samples of the target, collapsed stacks
