@@ -107,6 +107,34 @@ def test_a_starved_generator_is_inconclusive_not_the_targets_limit(calibrated, t
     assert not any(f["id"].startswith("target.cpu") for p in doc["probes"] for f in p["findings"])
 
 
+def _plain_hog(cpu: int, seconds: int) -> subprocess.Popen:
+    """A busy loop at normal priority on `cpu`: it takes all the CPU the generator leaves."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
+    return subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", code])
+
+
+def test_a_generator_sharing_its_core_with_a_hog_that_keeps_the_schedule_gives_a_valid_verdict(calibrated, tmp_path):
+    if len(GEN_CPUS) and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs: one for the target, one for the generator and the hog")
+    import psutil
+
+    lab = calibrated(servers=1, service_ms=10)  # C = 100
+    hog = _plain_hog(GEN_CPUS[0], 300)
+    try:
+        rc, out, doc = _capacity(lab, tmp_path, timeout=400)
+        hog_cpu_s = sum(psutil.Process(hog.pid).cpu_times()[:2])
+    finally:
+        hog.kill()
+        hog.wait()
+    # The hog really shared the core: it ran most of the search's time.
+    assert hog_cpu_s > 0.5 * doc["time_taken_s"], (hog_cpu_s, doc["time_taken_s"])
+    # The generator was woken in time for every request, so it is not judged the limit ...
+    assert not any(p["health"]["generator_bound"] for p in doc["probes"]), [p["health"] for p in doc["probes"]]
+    # ... and the search finds the calibrated capacity, as on an idle core.
+    assert rc == 0 and out["outcome"]["state"] == "found", out
+    assert 90 <= out["outcome"]["n"] <= 100, out["probes"]
+
+
 def test_sigint_during_a_search_keeps_the_probes(calibrated, tmp_path):
     lab = calibrated(servers=4, service_ms=10)
     proc = subprocess.Popen(

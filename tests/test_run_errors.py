@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -126,6 +127,34 @@ def test_a_signal_keeps_what_was_measured_and_marks_the_run_interrupted(calibrat
     ok = np.count_nonzero(s.outcome == RequestOutcome.OK)
     assert 50 < ok < 1000  # about 5 s at 100/s, less the workers' start on a busy machine
     assert np.count_nonzero(s.outcome == RequestOutcome.UNSENT_INTERRUPTED) == 3000 - ok
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_leaves_its_parts_readable_by_the_report(calibrated, tmp_path):
+    lab = calibrated(servers=4, service_ms=5)
+    proc = subprocess.Popen(
+        redline_cmd("run", "--url", lab.url + "/", "--rate", "200", "--duration", "60", "--cpus", str(GEN_CPUS[0]), "--results", str(tmp_path)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60  # a bound on the wait, not a measurement
+        while not list(tmp_path.glob("*/samples/w*.npz")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, no chance to clean up
+        proc.wait(timeout=10)
+    run_dir = _only_run_dir(tmp_path)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    s = RunFolder.open(run_dir).read_samples()
+    assert 200 <= len(s) < 12_000  # at least one whole part (5 s of the run), never the whole schedule
+    assert np.all(s.outcome >= 0) and np.all(s.done_ns[s.outcome == RequestOutcome.OK] > 0)  # only finished rows
+    assert np.all(np.diff(s.intended_ns) > 0)  # the first rows of the schedule, each once
+    assert np.count_nonzero(s.outcome == RequestOutcome.OK) >= 0.99 * len(s)
+    report = run_redline("report", str(run_dir), timeout=120)
+    assert report.returncode == 0, report.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "samples/ is missing" not in html and "could not be read" not in html
 
 
 class _OneShotServer:

@@ -119,3 +119,70 @@ def test_samples_written_uncompressed_by_an_older_version_still_read(tmp_path):
     np.savez(tmp_path / "old.npz", clock=clock, **cols)
     back = read_samples(tmp_path / "old.npz")
     assert np.array_equal(back.sent_ns, s.sent_ns) and np.array_equal(back.done_ns, s.done_ns)
+
+
+def _worker_rows(worker: int, workers: int, n: int) -> dict[str, np.ndarray]:
+    intended = (np.arange(n, dtype=np.int64) * workers + worker) * 50_000 + 10_000_000  # 20k/s in all
+    return {
+        "intended_ns": intended,
+        "sent_ns": intended + 30_000,
+        "done_ns": intended + 1_000_000 + (np.arange(n) % 7) * 100_000,
+        "status": np.full(n, 200, dtype=np.int16),
+        "outcome": np.zeros(n, dtype=np.int8),
+        "bytes_in": np.full(n, 612, dtype=np.int32),
+        "worker": np.full(n, worker, dtype=np.int16),
+    }
+
+
+def test_a_run_written_in_parts_reads_back_whole_part_by_part_and_thinned(tmp_path):
+    """What `redline run` writes as it goes (store/parts.py), read three ways."""
+    from redline.analysis.run_summary import summarize, summarize_parts
+    from redline.model.samples import SampleClock
+    from redline.store import RunFolder
+
+    (tmp_path / "run.json").write_text("{}")
+    folder = RunFolder(tmp_path)
+    clock = SampleClock(10_000_000, 10_000_000, 1, 2)
+    writer = folder.sample_writer()
+    writer.part_rows = 3000  # several parts per worker
+    writer.begin(clock, (), ())
+    for chunk in range(10):
+        for w in range(2):
+            cols = _worker_rows(w, 2, 10_000)
+            writer.add(w, {k: v[chunk * 1000 : (chunk + 1) * 1000] for k, v in cols.items()})
+    writer.close()
+    paths = sorted((tmp_path / "samples").glob("w*.npz"))
+    assert len(paths) == 8 and folder.samples_name() == "samples/"  # 4 parts of ≤ 3000 rows per worker
+
+    whole = folder.read_samples()
+    assert len(whole) == 20_000 and np.all(np.diff(whole.intended_ns) == 50_000)
+    expected = summarize(whole, 1.0, 20_000.0)
+    assert summarize_parts(folder.sample_parts(), clock, 1.0, 20_000.0) == expected
+    assert expected.scheduled == 20_000 and expected.achieved_rps > 19_000
+
+    thinned, k = folder.read_samples_thinned(6_000)
+    assert k == 4 and len(thinned) == 5_000
+    for w in range(2):  # every 4th row of each worker, counted on across its parts
+        assert np.array_equal(thinned.intended_ns[thinned.worker == w], whole.intended_ns[whole.worker == w][::4])
+    per_second = np.bincount((thinned.intended_ns - clock.start_ns) // 100_000_000) * k
+    assert np.all(per_second == 2000)  # scaled by k, every 0.1 s holds its 2000 rows
+    assert folder.read_samples_thinned(50_000)[1] == 1
+
+
+def test_summary_percentiles_come_from_hdr_within_its_precision():
+    from redline.analysis.run_summary import summarize
+
+    rng = np.random.default_rng(4)
+    n = 50_000
+    intended = np.arange(n, dtype=np.int64) * 100_000
+    latency = rng.lognormal(np.log(5e6), 0.6, n).astype(np.int64)
+    s = Samples(
+        intended_ns=intended, sent_ns=intended, done_ns=intended + latency, status=np.full(n, 200, dtype=np.int16),
+        outcome=np.zeros(n, dtype=np.int8), bytes_in=np.zeros(n, dtype=np.int32), worker=np.zeros(n, dtype=np.int16),
+        start_ns=0, measure_from_ns=0, anchor_mono_ns=0, anchor_wall_ns=0,
+    )  # fmt: skip
+    figures = summarize(s, 5.0, 10_000.0).latency_ms
+    for p in (50, 90, 99, 99.9):
+        exact = np.percentile(latency, p) / 1e6
+        assert abs(figures[f"p{p:g}"] - exact) <= exact * 0.002 + 0.002, p  # 3 digits, plus rank rounding
+    assert figures["mean"] == round(latency.mean() / 1e6, 4) and figures["max"] == round(latency.max() / 1e6, 4)

@@ -151,8 +151,10 @@ def _latency_caption(s: _charts.LatencySeries) -> str:
         if s.source == "samples"
         else "samples missing: the verdict's own windowed series"
     ]
+    if s.stride > 1:
+        parts.append(f"percentiles, points and error ticks from every k-th request of this long run (k = {s.stride})")
     if s.error_t_s.size:
-        parts.append(f"{s.error_t_s.size:,} errors (red ticks)")
+        parts.append(f"{s.error_t_s.size * s.stride:,} errors (red ticks)")
     parts += [f"{t.label}: {t.text}" for t in s.trends]
     return "; ".join(parts) + "."
 

@@ -62,6 +62,7 @@ class LatencySeries:
     answered: int
     thinned_to: int
     source: str
+    stride: int = 1  # percentiles from every k-th request (a long run's report)
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,10 @@ def latency_over_time(probe: ProbeData, width_s: float = 1.0, max_points: int = 
         scatter_ms=al[::step],
         error_t_s=t[errors],
         trends=trends,
-        answered=int(at.size),
+        answered=int(at.size) * probe.sample_stride,
         thinned_to=int(at[::step].size),
         source="samples",
+        stride=probe.sample_stride,
     )
 
 
@@ -237,11 +239,12 @@ def throughput(run: RunData) -> Throughput | None:
         done = s.done_ns
         last = int(max(scheduled.max(), done[done != NOT_SET].max() if np.any(done != NOT_SET) else 0))
         n = int((last - first) // _NS) + 1
-        offered = np.bincount(((scheduled - first) // _NS).astype(np.int64), minlength=n)[:n]
+        k = p.sample_stride  # each row drawn stands for k (every k-th row of a long run)
+        offered = k * np.bincount(((scheduled - first) // _NS).astype(np.int64), minlength=n)[:n]
         ok = s.ok & (done != NOT_SET)
         err = s.errors & (done != NOT_SET)
-        achieved = np.bincount(((done[ok] - first) // _NS).astype(np.int64), minlength=n)[:n]
-        errors = np.bincount(((done[err] - first) // _NS).astype(np.int64), minlength=n)[:n]
+        achieved = k * np.bincount(((done[ok] - first) // _NS).astype(np.int64), minlength=n)[:n]
+        errors = k * np.bincount(((done[err] - first) // _NS).astype(np.int64), minlength=n)[:n]
         t0 = (first - origin) / _NS
         # A last bin that the run covers only in part would draw a fake dip: keep whole
         # seconds (50 ms of slack for the final inter-arrival gap and answer time).

@@ -43,6 +43,7 @@ class ProbeData(ProbeResult):
     verdict: Verdict | None  # type: ignore[assignment]
     summary: RunSummary | None  # type: ignore[assignment]
     samples: Samples | None = None
+    sample_stride: int = 1  # the samples are every k-th row of the run (a long run)
 
     @property
     def label(self) -> str:
@@ -163,7 +164,7 @@ def _run_probe(folder: RunFolder, result: RunResult, missing: list[str]) -> Prob
     plan = result.plan
     if result.summary is None:
         missing.append("no summary in run.json (the run did not finish)")
-    samples = _samples(folder, "", missing)
+    samples, stride = _run_samples(folder, missing)
     duration = _num(plan.get("duration_s"))
     warmup = _num(plan.get("warmup_s")) or 0.0
     return ProbeData(
@@ -184,6 +185,7 @@ def _run_probe(folder: RunFolder, result: RunResult, missing: list[str]) -> Prob
         health=result.health,  # type: ignore[arg-type]
         dir=".",
         samples=samples,
+        sample_stride=stride,
         findings=result.findings,
         profile=result.profile,
     )
@@ -193,6 +195,21 @@ def _capacity_probe(folder: RunFolder, rec: ProbeResult, missing: list[str]) -> 
     fields = {f.name: getattr(rec, f.name) for f in dataclasses.fields(ProbeResult)}
     fields["summary"] = rec.shown  # a probe stopped in its warm-up shows its warm-up figures
     return ProbeData(**fields, samples=_samples(folder, rec.dir, missing))
+
+
+# A run's charts draw at most about this many of its rows (every k-th of a longer run), so
+# that writing its report takes the same memory whatever the run's length.
+MAX_CHART_ROWS = 400_000
+
+
+def _run_samples(folder: RunFolder, missing: list[str]) -> tuple[Samples | None, int]:
+    if not folder.has_samples():
+        missing.append(f"{folder.samples_name()} is missing: its per-request charts are left out")
+        return None, 1
+    read = _readable(
+        lambda: folder.read_samples_thinned(MAX_CHART_ROWS), f"{folder.samples_name()} could not be read", missing
+    )
+    return read if read is not None else (None, 1)
 
 
 def _samples(folder: RunFolder, rel: str, missing: list[str]) -> Samples | None:

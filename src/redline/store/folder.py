@@ -161,6 +161,27 @@ class RunFolder:
         else:
             yield npz.read_samples(self.path / rel / layout.SAMPLES)
 
+    def read_samples_thinned(self, max_rows: int, rel: str = "") -> tuple[Samples, int]:
+        """Every k-th row of each worker (k the second value, 1 when all fit), at most about `max_rows`,
+        read part by part: what a chart of a run of any length can hold."""
+        if not self._parts(rel):
+            return self.read_samples(rel), 1
+        directory = self.path / rel / layout.SAMPLE_PARTS
+        total = sum(parts.part_rows(p) for p in parts.part_paths(directory))
+        stride = max(1, -(-total // max_rows))
+        if stride == 1:
+            return self.read_samples(rel), 1
+        kept: list[Samples] = []
+        seen: dict[int, int] = {}
+        for path, part in zip(parts.part_paths(directory), parts.read_parts(directory)):
+            # Every stride-th row of each worker, counted on across its parts: each worker's
+            # rows are evenly spread over the run, so a thinned second keeps 1/stride of it.
+            worker = parts.part_worker(path)
+            n = seen.get(worker, 0)
+            kept.append(part.select(np.arange((-n) % stride, len(part), stride)))
+            seen[worker] = n + len(part)
+        return Samples.concat(kept), stride
+
     def sample_writer(self, rel: str = "") -> parts.SampleParts:
         """A sink that writes the rows as parts while the run goes."""
         return parts.SampleParts(self._dir(rel) / layout.SAMPLE_PARTS)

@@ -102,9 +102,19 @@ def part_name(worker: int, seq: int) -> str:
     return f"w{worker:03d}-{seq:06d}.npz"
 
 
+def part_worker(path: Path) -> int:
+    return int(path.name[1:].split("-", 1)[0])
+
+
 def part_paths(directory: Path) -> list[Path]:
     """The parts in a fixed order (worker, then sequence); never a half-written one."""
     return sorted(p for p in directory.glob("w*-*.npz") if p.is_file())
+
+
+def part_rows(path: Path) -> int:
+    """How many rows a part holds, reading only its smallest column."""
+    with np.load(path) as data:
+        return int(data["outcome"].shape[0])
 
 
 def read_parts(directory: Path) -> Iterator[Samples]:
