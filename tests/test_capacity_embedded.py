@@ -60,14 +60,29 @@ def test_default_target_is_the_reference_identity_service(tmp_path):
 
 
 def test_embedded_calibrated_and_bad_combinations(tmp_path):
+    # The embedded calibrated target is 4 servers × 10 ms: capacity 400/s, known in advance.
+    # A found N is stable and N + 25 % degraded at full length, so 400/1.25 = 320 < N ≤ 400
+    # (above --min 300: an N that merely repeats the range's low end fails).
     proc = run_redline(
-        "capacity", "--embedded", "calibrated", "--min", "300", "--max", "500", "--resolution", "50%",
+        "capacity", "--embedded", "calibrated", "--min", "300", "--max", "500", "--resolution", "25%",
         "--cpus", GEN, "--results", str(tmp_path), "--json", timeout=240,
     )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["target"]["kind"] == "calibrated" and out["target"]["embedded"] is True
-    assert 300 <= out["outcome"]["n"] <= 400, out["probes"]
+    t = out["target"]
+    assert t["kind"] == "calibrated" and t["embedded"] is True and t["capacity_rps"] == 400.0
+    assert out["outcome"]["state"] == "found", out["outcome"]
+    n = out["outcome"]["n"]
+    assert 400 / 1.25 < n <= 400, out["probes"]
+    full = [p for p in out["probes"] if p["full"]]
+    assert any(p["rate"] == n and p["verdict"] == "stable" for p in full), out["probes"]
+    assert any(p["rate"] > n and p["verdict"] == "degraded" for p in full), out["probes"]
+    # Overloaded, the queue still answers at its capacity, never more.
+    for p in out["probes"]:
+        assert p["achieved_rps"] <= 400 * 1.02, p
+        if p["verdict"] == "stable":
+            assert p["achieved_rps"] == pytest.approx(p["rate"], rel=0.02), p
     for args, words in (
         (("--embedded", "nope"), "--embedded must be one of"),
         (("--embedded", "identity", "--url", "http://127.0.0.1:9/"), "drop --url"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
 import pytest
 from keystoneauth1 import exceptions as ks_exc
@@ -121,15 +122,35 @@ def test_non_admin_cannot_validate_someone_elses_token(service):
     assert status == 200
 
 
+def _iso_ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+EXPIRY_POLL_LIMIT_S = 30.0  # generous: the token lives 3 s; a loaded machine may be slow to answer
+
+
 def test_expired_tokens_are_refused(tmp_path):
-    state = lab.up(lab.IdentityLabConfig(tmp_path, workers=1, bench_users=0, token_ttl_s=1.0), PASSWORD)
+    """--token-ttl is the tokens' lifetime (expires_at − issued_at, to the service's
+    millisecond); a token validates before it and is refused (401) once it has passed —
+    never before its expires_at. Polled (at most EXPIRY_POLL_LIMIT_S), not timed."""
+    ttl = 3.0
+    state = lab.up(lab.IdentityLabConfig(tmp_path, workers=1, bench_users=0, token_ttl_s=ttl), PASSWORD)
     try:
         tok = issue(state.url, "admin", PASSWORD)
-        status, _, _ = call(state.url, "GET", "/auth/tokens", headers={"X-Auth-Token": tok, "X-Subject-Token": tok})
+        hdrs = {"X-Auth-Token": tok, "X-Subject-Token": tok}
+        status, _, doc = call(state.url, "GET", "/auth/tokens", headers=hdrs)
         assert status == 200
-        time.sleep(1.2)
-        status, _, _ = call(state.url, "GET", "/auth/tokens", headers={"X-Auth-Token": tok, "X-Subject-Token": tok})
-        assert status == 401
+        expires, issued = _iso_ts(doc["token"]["expires_at"]), _iso_ts(doc["token"]["issued_at"])
+        assert expires - issued == pytest.approx(ttl, abs=0.002), doc["token"]
+        deadline = time.time() + EXPIRY_POLL_LIMIT_S
+        while True:
+            asked = time.time()
+            status, _, _ = call(state.url, "GET", "/auth/tokens", headers=hdrs)
+            if status != 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert status == 401, f"still {status} {EXPIRY_POLL_LIMIT_S:g} s after a {ttl:g} s token was issued"
+        assert asked >= expires - 0.05, (asked, expires)  # refused only once expired (50 ms for clock reads)
     finally:
         lab.down(tmp_path)
     assert not group_members(state.pid)

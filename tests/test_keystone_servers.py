@@ -88,3 +88,42 @@ def test_nginx_uwsgi(tmp_path):
 def test_timing_log_needs_uwsgi(tmp_path, server):
     with pytest.raises(UserError, match="--timing-log needs --server uwsgi or nginx-uwsgi"):
         lab.KeystoneLabConfig(tmp_path, server=server, timing_log=tmp_path / "t.log")
+
+
+def test_gunicorn_with_memory_cache(tmp_path):
+    """--server gunicorn --processes 3 --threads 2 --cache memory: gunicorn's master and 3
+    threaded workers run Keystone, keystone.conf has dogpile's in-process memory backend (and
+    no memcached is started), and tokens issued and validated repeatedly through it work."""
+    import configparser
+
+    from identity_helpers import call, issue
+
+    d = tmp_path / "keystone"
+    config = lab.KeystoneLabConfig(
+        d, server="gunicorn", processes=3, threads=2, cache="memory", bench_users=1, cpus=TARGET_CPUS
+    )
+    state = lab.up(config, PASSWORD)
+    try:
+        assert state.config["server"] == "gunicorn" and state.config["cache"] == "memory"
+        assert not state.extra_pids and not (d / "memcached.log").exists()  # no memcached for `memory`
+        master = psutil.Process(state.pid)
+        assert master.cmdline()[-1].endswith("/bin/gunicorn") and master.cwd() == str(d)  # reads ./gunicorn.conf.py
+        workers = master.children()
+        assert len(workers) == 3 and all("gunicorn" in " ".join(w.cmdline()) for w in workers), workers
+        log = (d / "server.log").read_text()
+        assert "Using worker: gthread" in log and log.count("Booting worker with pid") == 3, log
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(d / "keystone.conf")
+        assert conf["cache"]["enabled"] == "true" and conf["cache"]["backend"] == "dogpile.cache.memory"
+        admin = issue(state.url, "admin", PASSWORD)
+        subject = _token(state.url)
+        # New connections each time: the kernel spreads them over the workers and their caches.
+        for _ in range(12):
+            status, _, doc = call(
+                state.url, "GET", "/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": subject}
+            )
+            assert status == 200 and doc["token"]["user"]["name"] == "bench-0"
+    finally:
+        assert lab.down(d) is not None
+    for pid in (state.pid, *state.extra_pids):
+        assert not group_members(pid), pid

@@ -167,6 +167,10 @@ def run_capacity(
             hooks.probe_finished(
                 ProbeReport(index, step, verdict, record.summary, result.stopped_early, record.warmup_summary)
             )
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM between probes (while settling, or before the engine took the
+        # signals): the search is interrupted like one stopped inside a probe, not complete.
+        status = "interrupted"
     finally:
         series = monitor.stop()
         folder.write_monitor(series)

@@ -100,12 +100,17 @@ class CalibratedServer:
             self.timer.arm_at(done)
 
     def _over_rate(self, now: int) -> bool:
+        """Whether `shed_above` requests were already admitted in the last second. Only the
+        admitted count: counting the shed ones too would shed every request once the
+        arrival rate passed the limit, instead of the requests beyond it."""
         recent = self.recent
-        recent.append(now)
         horizon = now - 1_000_000_000
         while recent and recent[0] < horizon:
             recent.popleft()
-        return len(recent) > self.config.shed_above  # type: ignore[operator]
+        if len(recent) >= self.config.shed_above:  # type: ignore[operator]
+            return True
+        recent.append(now)
+        return False
 
     def _release(self) -> None:
         now = monotonic_ns()

@@ -109,11 +109,15 @@ def _uwsgi(
 
 
 def _gunicorn(vdir: Path, d: Path, port: int, processes: int, threads: int) -> ServerPlan:
-    conf = d / "gunicorn.conf.py"  # keystone parses sys.argv: settings go in a file
+    # Keystone (oslo.config) parses the workers' sys.argv and refuses any option it does not
+    # know, `-c FILE` included: gunicorn starts with no argument at all, in the state directory,
+    # where it reads ./gunicorn.conf.py by default.
+    conf = d / "gunicorn.conf.py"
     conf.write_text(
         f"bind = '127.0.0.1:{port}'\nworkers = {processes}\nthreads = {threads}\nwsgi_app = '{APP}'\nbacklog = 1024\n"
     )
-    return ServerPlan((Launch("gunicorn", (str(vdir / "bin" / "gunicorn"), "-c", str(conf)), d / "server.log"),))
+    args = ("/bin/sh", "-c", 'cd "$1" && exec "$2"', "sh", str(d), str(vdir / "bin" / "gunicorn"))
+    return ServerPlan((Launch("gunicorn", args, d / "server.log"),))
 
 
 def _apache(vdir: Path, d: Path, port: int, processes: int, threads: int, config_file: Path) -> ServerPlan:

@@ -9,7 +9,11 @@ from pathlib import Path
 from redline.lab import lab_venv
 
 # What each option needs besides keystone itself.
-BASE = ("keystone", "pymemcache")
+# pyOpenSSL pinned: pysaml2 (a keystone dependency) wants pyOpenSSL<24.3, and the resolver
+# otherwise pairs the newest cryptography with pyOpenSSL 22.0.0 (no upper bound on it), which
+# does not import ("module 'lib' has no attribute 'GEN_EMAIL'"): keystone-manage then fails
+# with "Backend class not found in module oslo_service.backend._eventlet".
+BASE = ("keystone", "pymemcache", "pyOpenSSL==24.2.1")
 EXTRAS = {"uwsgi": ("uwsgi",), "gunicorn": ("gunicorn",), "postgresql": ("psycopg2-binary",), "mariadb": ("PyMySQL",)}
 EXTRAS |= {"apache": ("mod_wsgi",), "nginx-uwsgi": ("uwsgi",)}  # mod_wsgi builds against Debian's apache2-dev
 
