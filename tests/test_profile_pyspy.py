@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -161,9 +162,14 @@ def test_a_target_that_exits_under_py_spy_ends_well(tmp_path):
     profiler = Profiler([p.pid], tmp_path / "profile.txt.gz").start()
     time.sleep(0.3)
     _kill_tree(p)
-    t0 = time.monotonic()
-    run = profiler.stop()
-    assert time.monotonic() - t0 < 10
+    # stop() must return by itself once its process has gone (py-spy ends with it); it is
+    # given a generous 60 s on this shared machine, and what is asserted is that it returned.
+    result: list = []
+    stopper = threading.Thread(target=lambda: result.append(profiler.stop()), daemon=True)
+    stopper.start()
+    stopper.join(timeout=60)
+    assert not stopper.is_alive() and len(result) == 1, "Profiler.stop() did not return within 60 s"
+    (run,) = result
     # py-spy stops by itself when its process goes, and writes what it had
     assert (
         run.error is None and run.path is not None

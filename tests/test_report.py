@@ -1,148 +1,80 @@
 """Reports: HTML (self-contained, charts holding data), PNGs, partial folders, the CLI.
 
-The capacity folder used here is real: `redline run` probes against a calibrated target
-(capacity 400/s), assembled into run.json the way `redline capacity` writes it (see the
-contract in docs/report.md), with verdicts from `redline.analysis.degradation.judge`
-and a host monitor running through all probes. It is built once per session.
+The folders are real: a quick `redline capacity` and a short `redline run` against the
+calibrated target (1 server x 10 ms: capacity 100/s), written by the commands themselves,
+built once per session (tests/test_report_browser.py shares them). The report's figures —
+N, each probe's rate, p50 and p99, the limit paragraph — are checked against run.json,
+against the probes' samples.npz (percentiles recomputed exactly with numpy) and against
+the calibrated capacity. The tests at the end (`test_running_folder_with_only_run_json`,
+the chart data prep on synthetic samples) test pure rendering of a document the test
+writes itself, and say so.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
+import lxml.html
 import numpy as np
 import pytest
 
-from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, redline_cmd, run_redline
-from redline.analysis.bottleneck import single_threaded_bottlenecks
-from redline.analysis.degradation import GeneratorFlags, PaperCriterion, RobustCriterion, judge
+from conftest import GEN_CPUS, TARGET_CPUS, assert_one_line_error, run_redline
+from redline.analysis.degradation import PaperCriterion, RobustCriterion, judge
 from redline.analysis.run_summary import summarize
 from redline.lab.process import start_calibrated
 from redline.model.samples import RequestOutcome, Samples
-from redline.monitor import Monitor, PidTree
 from redline.report import write_reports
 from redline.report.charts import latency_over_time, probe_points, throughput
 from redline.report.load import ProbeData, read_run
 from redline.store import RunFolder
-from redline.store.npz import write_monitor, write_samples
+from redline.store.npz import write_samples
 
-PROBE_RATES = (200.0, 600.0, 300.0)  # stable, degraded (capacity 400), stable
-# Six 1 s windows are the fewest the robust trend tests use; the overloaded probe is a
-# short trial (its trends go untested, its backlog and completion still degrade it).
-WINDOWS_S = (6.0, 3.0, 6.0)
-WARMUP_S = 0.5
+CAPACITY = 100.0  # the calibrated target's: 1 server x 10 ms
+RUN_RATE = 50.0
+GEN = ",".join(map(str, GEN_CPUS))
 
 
-# -- building real run folders -------------------------------------------------------------
+# -- real run folders, written by the commands ---------------------------------------------
 
 
-def build_capacity_folder(root: Path, keep_run_copy: Path | None = None) -> Path:
-    """A capacity run folder per the run.json contract, from real `redline run` probes.
+def _command(*args: str, timeout: float) -> Path:
+    proc = run_redline(*args, "--json", timeout=timeout)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    run_dir = Path(out["run_dir"])
+    assert Path(out["report"]) == run_dir / "report.html"
+    return run_dir
 
-    keep_run_copy: also keep the first probe's untouched `redline run` folder there.
-    """
-    root.mkdir(parents=True)
-    scratch = root.parent / (root.name + "-runs")
-    lab = start_calibrated(servers=4, service_ms=10.0, cpus=TARGET_CPUS)
-    monitor = Monitor(interval_s=0.5, groups={"target": PidTree(lab.pid)})
-    probes: list[dict] = []
-    began = time.monotonic()
-    monitor.start()
+
+def build_real_folders(base: Path) -> tuple[Path, Path]:
+    """(capacity folder, run folder): a quick search (10 % resolution: ~5 probes, ~60 s) and
+    a 3 s run at 50/s, both against one calibrated target on the target's CPU."""
+    lab = start_calibrated(servers=1, service_ms=10.0, cpus=TARGET_CPUS)  # as conftest's `calibrated`
     try:
-        for index, (rate, window) in enumerate(zip(PROBE_RATES, WINDOWS_S)):
-            started = time.monotonic_ns()
-            proc = subprocess.Popen(
-                redline_cmd(
-                    "run", "--url", lab.url + "/", "--rate", f"{rate:g}", "--duration", f"{window:g}",
-                    "--warmup", f"{WARMUP_S:g}", "--results", str(scratch), "--name", f"p{index}",
-                    "--cpus", ",".join(map(str, GEN_CPUS)), "--json",
-                ),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            )  # fmt: skip
-            monitor.add_group("generator", PidTree(proc.pid))
-            out, err = proc.communicate(timeout=60)
-            ended = time.monotonic_ns()
-            assert proc.returncode == 0, err
-            run_dir = Path(json.loads(out)["run_dir"])
-            run_doc = json.loads((run_dir / "run.json").read_text())
-            if index == 0 and keep_run_copy is not None:
-                shutil.copytree(run_dir, keep_run_copy)
-            rel = f"probes/{index:02d}-{rate:g}"
-            (root / rel).mkdir(parents=True)
-            shutil.move(run_dir / "timeline.npz", root / rel / "timeline.npz")
-            samples = RunFolder.open(run_dir).read_samples()  # a run writes its rows in parts
-            write_samples(root / rel / "samples.npz", samples)
-            health = run_doc["health"]
-            flags = GeneratorFlags(health["generator_bound"], tuple(health["reasons"]))
-            verdict = judge(samples, rate, flags, RobustCriterion())
-            cut = monitor.series().between(started, ended)
-            cpu = {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in cut.groups.items()}
-            probes.append(
-                {
-                    "index": index, "rate": rate, "phase": "confirm" if index == 2 else "bracket",
-                    "full": index == 2, "attempt": 0, "workers": len(health["workers"]),
-                    "warmup_s": WARMUP_S, "window_s": window, "started_ns": started, "ended_ns": ended,
-                    "interrupted": False, "stopped_early": None, "verdict": verdict.to_json(), "summary": run_doc["summary"],
-                    "health": health, "target_cpu_pct": cpu.get("target"),
-                    "generator_cpu_pct": cpu.get("generator"), "dir": rel,
-                }
-            )  # fmt: skip
+        common = ("--url", lab.url + "/", "--cpus", GEN, "--target-pid", str(lab.pid))
+        cap = _command("capacity", *common, "--protocol", "quick", "--resolution", "10%",
+                       "--results", str(base / "capacity"), timeout=400)  # fmt: skip
+        run = _command("run", *common, "--rate", f"{RUN_RATE:g}", "--duration", "3", "--warmup", "0.5",
+                       "--results", str(base / "run"), timeout=120)  # fmt: skip
     finally:
-        series = monitor.stop()
         lab.stop()
-    write_monitor(root / "monitor.npz", series)
-    stable = [p["rate"] for p in probes if p["verdict"]["state"] == "stable"]
-    doc = {
-        **{k: run_doc[k] for k in ("schema_version", "tool", "started_at", "host", "target")},
-        "command": "capacity",
-        "command_line": "redline capacity --url http://127.0.0.1:PORT/ --protocol quick (assembled by tests/test_report.py)",
-        "status": "complete",
-        "plan": {k: run_doc["plan"][k] for k in ("arrival", "workers", "cpus", "connection_cap")},
-        "protocol": {
-            "name": "test",
-            "short_warmup_s": WARMUP_S,
-            "short_window_s": WINDOWS_S[1],
-            "full_warmup_s": WARMUP_S,
-            "full_window_s": WINDOWS_S[0],
-        },
-        "criterion": "robust",
-        "outcome": {
-            "state": "found",
-            "n": max(stable) if stable else None,
-            "reason": "assembled by the test from its probes",
-        },
-        "time_taken_s": round(time.monotonic() - began, 1),
-        "findings": [f.to_json() for f in single_threaded_bottlenecks(series)]
-        or [
-            {
-                "id": "test.finding",
-                "title": "a finding shown by the report",
-                "severity": "low",
-                "evidence": ["evidence sentence"],
-                "why": "why sentence",
-                "fix": "fix sentence",
-                "source": "tests",
-            }
-        ],
-        "probes": probes,
-    }
-    (root / "run.json").write_text(json.dumps(doc, indent=1))
-    shutil.rmtree(scratch, ignore_errors=True)
-    return root
+    return cap, run
 
 
 def session_folders(tmp_path_factory) -> tuple[Path, Path]:
     """(capacity folder, run folder), built once per session and shared by both test files."""
-    base = tmp_path_factory.getbasetemp()
-    cap, run = base / "capacity-folder", base / "run-folder"
-    if not (cap / "run.json").is_file():
-        build_capacity_folder(cap, keep_run_copy=run)
+    base = tmp_path_factory.getbasetemp() / "real-folders"
+    done = base / "folders.json"
+    if not done.is_file():
+        base.mkdir(parents=True, exist_ok=True)
+        cap, run = build_real_folders(base)
+        done.write_text(json.dumps([str(cap), str(run)]))
+    cap, run = (Path(p) for p in json.loads(done.read_text()))
     return cap, run
 
 
@@ -198,14 +130,15 @@ def test_capacity_report_is_self_contained_and_charts_hold_data(folders):
     assert_self_contained(html)
 
     figs = figures(html)
-    assert {"search", "knee", "throughput", "host", "latency-0", "latency-1", "latency-2"} <= set(figs)
+    doc = json.loads((cap / "run.json").read_text())
+    assert len(doc["probes"]) >= 3  # below N, N, above N at least
+    assert {"search", "knee", "throughput", "host"} | {f"latency-{p['index']}" for p in doc["probes"]} <= set(figs)
     for fid, fig in figs.items():
         assert any(points(t) >= 2 for t in fig["data"]), f"{fid}: no trace with data"
     # Search trace: one point per probe, rates as run.
     search_rates = sorted(v for t in figs["search"]["data"] if t.get("mode") == "markers" for v in values(t["y"]))
-    assert search_rates == sorted(PROBE_RATES)
+    assert search_rates == sorted(p["rate"] for p in doc["probes"])
     # Each probe's latency chart carries the trends its verdict fitted (robust: p50 and p99).
-    doc = json.loads((cap / "run.json").read_text())
     for p in doc["probes"]:
         names = [t.get("name", "") for t in figs[f"latency-{p['index']}"]["data"]]
         tested = [k for k, tr in p["verdict"]["figures"]["trend"].items() if tr.get("tested")]
@@ -236,7 +169,8 @@ def test_capacity_pngs_exist_and_are_not_blank(folders):
     pngs = [p for p in write_reports(cap) if p.suffix == ".png"]
     names = {p.name for p in pngs}
     assert {"search.png", "knee.png", "throughput.png", "host.png"} <= names
-    assert {f"latency-{i:02d}-{r:g}.png" for i, r in enumerate(PROBE_RATES)} <= names
+    doc = json.loads((cap / "run.json").read_text())
+    assert {f"latency-{p['index']:02d}-{p['rate']:g}.png" for p in doc["probes"]} <= names
     for p in pngs:
         assert p.parent == cap / "png" and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert p.stat().st_size > 15_000, p
@@ -257,7 +191,7 @@ def test_run_folder_report_and_cli(folders):
     assert set(figs) == {"throughput", "latency-0", "host"}  # a run monitors the host too; no search
     assert all(any(points(t) > 2 for t in f["data"]) for f in figs.values())
     offered = values(next(t for t in figs["throughput"]["data"] if t["name"].startswith("offered"))["y"])
-    assert np.nanmedian(offered) == pytest.approx(PROBE_RATES[0], rel=0.05)
+    assert np.nanmedian(offered) == pytest.approx(RUN_RATE, rel=0.05)
     doc = json.loads((run / "run.json").read_text())
     assert doc["command_line"] in html.replace("&#39;", "'").replace("&amp;", "&")
 
@@ -267,28 +201,152 @@ def test_partial_capacity_folder_still_renders(folders):
     doc = json.loads((cap / "run.json").read_text())
     doc["status"] = "interrupted"
     del doc["outcome"], doc["time_taken_s"]
-    (cap / doc["probes"][2]["dir"] / "samples.npz").unlink()  # missing
-    damaged = cap / doc["probes"][1]["dir"] / "samples.npz"
+    # The longest probe loses its samples (its verdict's windowed series has a point per
+    # second of its window); another one's are truncated mid-write.
+    gone = max(doc["probes"], key=lambda p: p["window_s"])
+    damaged_probe = next(p for p in doc["probes"] if p["index"] != gone["index"] and p["index"] != 0)
+    (cap / gone["dir"] / "samples.npz").unlink()  # missing
+    damaged = cap / damaged_probe["dir"] / "samples.npz"
     damaged.write_bytes(damaged.read_bytes()[:5000])  # truncated mid-write
     (cap / "monitor.npz").unlink()
-    doc["probes"].append({"index": 3, "rate": 350.0, "phase": "bisect"})  # a probe cut off at once
+    cut = len(doc["probes"])
+    doc["probes"].append({"index": cut, "rate": 350.0, "phase": "bisect"})  # a probe cut off at once
     (cap / "run.json").write_text(json.dumps(doc))
 
     paths = write_reports(cap)
     html = (cap / "report.html").read_text()
     assert "This report is partial" in html
-    for said in ("interrupted", f"{doc['probes'][2]['dir']}/samples.npz is missing",
-                 f"{doc['probes'][1]['dir']}/samples.npz could not be read", "monitor.npz is missing",
+    for said in ("interrupted", f"{gone['dir']}/samples.npz is missing",
+                 f"{damaged_probe['dir']}/samples.npz could not be read", "monitor.npz is missing",
                  "no outcome recorded"):  # fmt: skip
         assert said in html, said
     figs = figures(html)
     assert "host" not in figs and "latency-0" in figs
     # Without samples the verdict's own windowed p50/p99 is drawn instead.
-    assert any(points(t) >= 6 for t in figs["latency-2"]["data"])
+    assert gone["window_s"] >= 6
+    assert any(points(t) >= 6 for t in figs[f"latency-{gone['index']}"]["data"])
     assert (cap / "png" / "search.png") in paths
 
 
+# -- the figures of reports the commands wrote, against run.json and the samples -----------
+
+
+def window_truth(samples: Samples, window_s: float) -> dict:
+    """Straight from the rows, with numpy: the window's scheduled and answered counts and the
+    sorted latencies (ms, from the intended send time) of its answered rows."""
+    start, end = samples.measure_from_ns, samples.measure_from_ns + int(window_s * 1e9)
+    scheduled = (samples.intended_ns >= start) & (samples.intended_ns < end)
+    done = (samples.done_ns >= start) & (samples.done_ns < end)
+    latency = np.sort(samples.latency_ns[scheduled & samples.completed]) / 1e6
+    return {"scheduled": int(scheduled.sum()), "ok_done": int((done & samples.ok).sum()), "latency_ms": latency}
+
+
+def assert_percentile(reported_ms: float, latency_ms: np.ndarray, p: float) -> None:
+    """The reported percentile (an HDR histogram: 3 significant digits) lies between the two
+    order statistics every definition of the p-th percentile falls between, widened by the
+    histogram's 0.1 % resolution and the figures' rounding (1 µs)."""
+    n = latency_ms.size
+    k = p / 100 * n
+    lo, hi = latency_ms[max(1, math.floor(k)) - 1], latency_ms[min(n, math.ceil(k)) - 1]
+    assert lo * 0.999 - 0.001 <= reported_ms <= hi * 1.001 + 0.001, (p, reported_ms, lo, hi)
+
+
+def _text(dom, element_id: str) -> str:
+    return " ".join(dom.get_element_by_id(element_id).text_content().split())
+
+
+def _probe_rows(dom) -> list[list[str]]:
+    rows = dom.xpath('//h2[@id="verdicts"]/following-sibling::div[1]//tbody/tr')
+    return [[c.text_content().strip() for c in r.xpath("./td")] for r in rows]
+
+
+def _ms(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_capacity_report_figures_are_those_of_run_json_and_the_samples(folders):
+    cap, _ = folders
+    doc = json.loads((cap / "run.json").read_text())
+    html = (cap / "report.html").read_text()  # as `redline capacity` wrote it
+    dom = lxml.html.fromstring(html)
+    folder = RunFolder.open(cap)
+
+    # N: the search found it, within the calibrated capacity, and it is a rate the samples
+    # show sustained at full length.
+    assert doc["status"] == "complete" and doc["outcome"]["state"] == "found", doc["outcome"]
+    n = doc["outcome"]["n"]
+    assert 0.9 * CAPACITY <= n <= CAPACITY, doc["outcome"]
+    assert _text(dom, "result-n") == f"{n:,.1f} requests/s"
+    at_n = next(p for p in doc["probes"] if p["rate"] == n and p["full"] and p["verdict"]["state"] == "stable")
+    at_n_truth = window_truth(folder.read_samples(at_n["dir"]), at_n["summary"]["window_s"])
+    assert at_n_truth["ok_done"] / at_n["window_s"] == pytest.approx(n, rel=0.02)
+
+    # Each probe's row: rate, offered, achieved, p50, p99 as in run.json, and run.json's as in its samples.
+    rows = _probe_rows(dom)
+    assert len(rows) == len(doc["probes"])
+    for row, p in zip(rows, doc["probes"]):
+        summary = p["summary"]
+        assert row[0] == str(p["index"]) and row[2] == f"{p['rate']:,.1f}/s" and row[-1] == p["verdict"]["state"]
+        lat = summary["latency_ms"]
+        assert (row[5], row[6]) == (f"{summary['offered_rps']:,.1f}", f"{summary['achieved_rps']:,.1f}")
+        assert (row[7], row[9]) == (f"{lat['p50']:,.2f}", f"{lat['p99']:,.2f}")
+        truth = window_truth(folder.read_samples(p["dir"]), summary["window_s"])
+        assert summary["scheduled"] == truth["scheduled"] > 0
+        assert summary["offered_rps"] == pytest.approx(truth["scheduled"] / summary["window_s"], abs=0.001)
+        assert summary["achieved_rps"] == pytest.approx(truth["ok_done"] / summary["window_s"], abs=0.001)
+        for key, q in (("p50", 50), ("p99", 99)):
+            assert_percentile(_ms(row[7 if key == "p50" else 9]), truth["latency_ms"], q)
+            assert_percentile(lat[key], truth["latency_ms"], q)
+    # The knee chart plots the same p99s.
+    knee = next(t for t in figures(html)["knee"]["data"] if t.get("name") == "p99")
+    plotted = sorted(zip(values(knee["x"]), values(knee["y"])))
+    assert plotted == sorted((p["rate"], p["summary"]["latency_ms"]["p99"]) for p in doc["probes"])
+
+    # What limits N: the page's paragraph is run.json's, and its figures are the samples'.
+    limit = doc["limit"]
+    assert _text(dom, "limit-headline") == " ".join(limit["headline"].split())
+    assert _text(dom, "limit-paragraph") == " ".join(limit["paragraph"].split())
+    assert limit["kind"] == "latency_bound" and limit["paragraph"].startswith(f"N = {n:g}/s is latency-bound")
+    achieved = at_n_truth["ok_done"] / at_n["summary"]["window_s"]
+    alone = min(p["settle_before"]["last_ms"] for p in doc["probes"] if p.get("settle_before"))
+    k = achieved * alone / 1000
+    assert (
+        f"At N the target served {achieved:,.4g}/s, and one request alone takes {alone:.3g} ms: about {k:.1f} "
+        "requests at once" in limit["paragraph"]
+    ), limit["paragraph"]
+    # One server: about one request served at once (the calibrated truth), 10 ms each alone.
+    assert 0.8 <= k <= 1.2 and 10.0 <= alone < 20.0, (k, alone)
+
+
+def test_run_report_figures_are_those_of_run_json_and_the_samples(folders):
+    _, run = folders
+    doc = json.loads((run / "run.json").read_text())
+    dom = lxml.html.fromstring((run / "report.html").read_text())  # as `redline run` wrote it
+    big = [
+        " ".join(e.text_content().split()) for e in dom.xpath('//section[@id="result"]//div[contains(@class, "big")]')
+    ]
+    s, lat = doc["summary"], doc["summary"]["latency_ms"]
+    assert big[:2] == [f"{s['offered_rps']:,.1f}/s", f"{s['achieved_rps']:,.1f}/s"]
+    assert big[3] == f"{lat['p50']:,.2f} · {lat['p99']:,.2f} ms"
+    truth = window_truth(RunFolder.open(run).read_samples(), s["window_s"])
+    assert s["window_s"] == 3.0 and s["scheduled"] == truth["scheduled"] == pytest.approx(RUN_RATE * 3, abs=1)
+    assert s["offered_rps"] == pytest.approx(truth["scheduled"] / 3.0, abs=0.001) == pytest.approx(RUN_RATE, rel=0.01)
+    assert s["achieved_rps"] == pytest.approx(truth["ok_done"] / 3.0, abs=0.001)
+    assert_percentile(lat["p50"], truth["latency_ms"], 50)
+    assert_percentile(lat["p99"], truth["latency_ms"], 99)
+    # 50/s on a 10 ms server: no queue, every answer at least the service time.
+    assert truth["latency_ms"][0] >= 10.0
+    assert _text(dom, "limit-paragraph") == " ".join(doc["limit"]["paragraph"].split())
+    (row,) = _probe_rows(dom)
+    # a run's row has no index and phase: rate, window, workers, offered, achieved, p50, p95, p99, errors
+    assert row[0] == f"{RUN_RATE:,.1f}/s" and row[5] == f"{lat['p50']:,.2f}" and row[7] == f"{lat['p99']:,.2f}"
+
+
+# -- pure rendering of documents the test writes itself -------------------------------------
+
+
 def test_running_folder_with_only_run_json(tmp_path):
+    # Pure rendering: a hand-written run.json of a run that has just begun.
     doc = {"schema_version": 1, "command": "run", "status": "running", "command_line": "redline run --rate 5",
            "plan": {"rate": 5.0}, "host": {"hostname": "h"}}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(doc))
@@ -306,7 +364,7 @@ def test_not_a_run_folder_is_one_line_error(tmp_path):
     assert "cannot read" in assert_one_line_error(run_redline("report", str(tmp_path)))
 
 
-# -- pure chart data prep -------------------------------------------------------------------
+# -- pure chart data prep (synthetic samples, not a measurement) ----------------------------
 
 
 def _synthetic(

@@ -1,11 +1,14 @@
-"""Storm driver `openstack` against recorded Compute API (2.79) bodies: one list call per poll,
-task states as sub-marks, guest up by console marker, stuck instances, cleanup, a dead API,
-and the defaults taken from the OpenStack lab's state. No cloud and no libvirtd needed."""
+"""Storm driver `openstack` against fakes of the Compute API (2.79) serving handwritten bodies
+(tests/fixtures/openstack: written in nova's 2.79 shape by hand, not recorded from a cloud):
+one list call per poll, task states as sub-marks, guest up by console marker, stuck instances,
+cleanup, a dead API, and the defaults taken from the OpenStack lab's state. No cloud and no
+libvirtd needed; what a real nova does is tested by tests/test_lab_openstack.py (opt-in)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -37,18 +40,33 @@ class Resp:
         return self.body
 
 
-class RecordedCompute:
-    """Replays the recorded bodies: each GET /servers/detail returns the next one (the last repeats)."""
+class FakeComputeForMapping:
+    """A fake Compute API for pure-mapping tests (body -> driver state), serving the handwritten
+    bodies: each GET /servers/detail answers the next one (the last repeats).
 
-    def __init__(self):
-        self.lists = _load("servers_detail_sequence.json")
+    It honours what the driver sends as a real nova would: the `name` query parameter is a
+    regular expression on server names (nova filters with it, re.search-like), and a request
+    without microversion 2.79 is refused (406), since the bodies' field set is 2.79's.
+    error_on_lists: the numbers (1-based) of the list calls answered HTTP 500 instead.
+    """
+
+    def __init__(self, error_on_lists: frozenset[int] = frozenset()):
+        self.lists = _load("servers_detail_handwritten.json")
         self.creates = _load("servers_create.json")
+        self.error_on_lists = error_on_lists
         self.calls: list[tuple[str, str, dict]] = []
 
     def get(self, url, params=None, microversion=None):
         self.calls.append(("GET", url, {"params": params, "microversion": microversion}))
+        if microversion != "2.79":
+            return Resp({"computeFault": {"code": 406, "message": f"Version {microversion} is not supported"}}, 406)
         n = sum(1 for c in self.calls if c[0] == "GET")
-        return Resp(self.lists[min(n, len(self.lists)) - 1])
+        if n in self.error_on_lists:
+            return Resp({"computeFault": {"code": 500, "message": "Unexpected API Error."}}, 500)
+        body = copy.deepcopy(self.lists[min(n, len(self.lists)) - 1])
+        pattern = re.compile((params or {}).get("name", ""))
+        body["servers"] = [s for s in body["servers"] if pattern.search(s["name"])]
+        return Resp(body)
 
     def post(self, url, json=None, microversion=None):
         self.calls.append(("POST", url, {"json": json, "microversion": microversion}))
@@ -60,12 +78,12 @@ class RecordedCompute:
 
 
 class Conn:
-    def __init__(self):
-        self.compute = RecordedCompute()
+    def __init__(self, **kw):
+        self.compute = FakeComputeForMapping(**kw)
 
 
-def test_states_from_recorded_bodies():
-    seq = _load("servers_detail_sequence.json")
+def test_states_from_handwritten_bodies():
+    seq = _load("servers_detail_handwritten.json")
     assert states_from_list(seq[0], RUN) == {"redline-3fa2c1d0-0": "building", "redline-3fa2c1d0-1": "building"}
     assert states_from_list(seq[2], RUN) == {"redline-3fa2c1d0-0": "running", "redline-3fa2c1d0-1": "building"}
     # ACTIVE with a task state (deleting) is no longer "running"
@@ -75,7 +93,7 @@ def test_states_from_recorded_bodies():
     assert server_state({"status": "ERROR", "OS-EXT-STS:task_state": None}) == "error"
 
 
-def test_storm_through_recorded_api_one_list_per_poll():
+def test_storm_through_the_mapping_fake_one_list_per_poll():
     conn = Conn()
     drv = OpenStackDriver(conn, RUN, image="7e1b5d3a-9c2f-4e8b-a6d0-3f1c2b4a5e6d", flavor="1")
     specs = [InstanceSpec(i, f"redline-{RUN}-{i}", RUN) for i in range(2)]
@@ -96,7 +114,31 @@ def test_storm_through_recorded_api_one_list_per_poll():
     assert r.errors == ("", "")
 
 
-# -- a Compute API that follows each server through recorded stages --
+def test_an_error_answer_to_one_list_is_a_blip_noted_and_the_storm_goes_on():
+    conn = Conn(error_on_lists=frozenset({2}))
+    drv = OpenStackDriver(conn, RUN, image="7e1b5d3a-9c2f-4e8b-a6d0-3f1c2b4a5e6d", flavor="1")
+    specs = [InstanceSpec(i, f"redline-{RUN}-{i}", RUN) for i in range(2)]
+    r = run_storm(drv, specs, StormPlan(2, 2, poll_interval_s=0.02, total_timeout_s=10), RUN)
+    failed = [n for n in r.notes if n.startswith("status poll failed at ")]
+    assert len(failed) == 1 and "HTTP 500: " in failed[0] and "Unexpected API Error." in failed[0], r.notes
+    assert any(n.startswith("status poll answered again after ") for n in r.notes), r.notes
+    assert r.errors == ("", "") and r.stopped == ""
+    assert np.isfinite(r.mark("running")).all() and np.isfinite(r.mark("gone")).all()
+
+
+def test_the_mapping_fake_honours_the_name_filter_and_the_microversion():
+    fake = FakeComputeForMapping()
+    mine = fake.get("/servers/detail", params={"name": f"^redline-{RUN}-"}, microversion="2.79").json()
+    other = fake.get("/servers/detail", params={"name": "^redline-ffffffff-"}, microversion="2.79").json()
+    assert [s["name"] for s in mine["servers"]] == [f"redline-{RUN}-0", f"redline-{RUN}-1"] and other["servers"] == []
+    assert fake.get("/servers/detail", params={}, microversion=None).status_code == 406
+    # the driver's own list call: one regular expression for the run, at 2.79
+    drv = OpenStackDriver(Conn(), RUN, image="x", flavor="1")
+    assert set(drv.poll()) == {f"redline-{RUN}-0", f"redline-{RUN}-1"}
+    assert drv.conn.compute.calls[0][2] == {"params": {"name": f"^redline-{RUN}-"}, "microversion": MICROVERSION}
+
+
+# -- a fake Compute API that follows each server through handwritten stages --
 
 STAGES = json.loads((FIX / "server_stages.json").read_text())["stages"]
 CONSOLE = json.loads((FIX / "console_output.json").read_text())["responses"]
@@ -117,7 +159,7 @@ class ConnectFailure(Exception):
 
 class StagedCompute:
     """nova-api as a storm sees it: each GET /servers/detail shows every server at its stage, then
-    moves it one step along its script of recorded stages (the last one repeats); a DELETE
+    moves it one step along its script of handwritten stages (server_stages.json; the last one repeats); a DELETE
     starts its delete script.
 
     scripts[i]: instance i's stages after its POST; delete_script: the stages after a DELETE

@@ -4,7 +4,7 @@ One `GET /servers/detail?name=^redline-<run id>-` per poll interval lists every 
 the run; launches are `POST /servers` with the run id in the name and the metadata, deletes
 `DELETE /servers/{id}`. Requests go through the openstacksdk compute proxy (a keystoneauth
 adapter: token, catalog, retries) with an explicit microversion and a timeout; the JSON is
-read here, by pure functions, so that recorded responses test the mapping.
+read here, by pure functions, so that canned responses (handwritten, not recorded) test the mapping.
 
 That one list body says more than "building": Nova's task state (scheduling,
 block_device_mapping, networking, spawning; deleting), which the runner records as
