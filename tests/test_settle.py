@@ -1,5 +1,6 @@
 """Waiting for a target to drain the backlog an overload left behind (real calibrated target)."""
 
+import select
 import socket
 import time
 
@@ -18,15 +19,18 @@ def test_settle_waits_for_the_backlog_to_drain(calibrated):
         for s in socks:
             s.sendall(payload)
         time.sleep(0.1)
-        began = time.monotonic()
         result = settle(target, payload, baseline_ms=10.0, max_wait_s=10)
-        waited = time.monotonic() - began
+        # The queue is FCFS: a probe answered under the threshold was served after the whole
+        # backlog, so every one of the 200 responses has been written already (the server's
+        # own account of the queue, read from the sockets without waiting).
+        readable, _, _ = select.select(socks, [], [], 0)
+        answered = sum(1 for s in readable if s.recv(65536).startswith(b"HTTP/1.1 200"))
     finally:
         for s in socks:
             s.close()
     assert result.settled and result.last_ms <= result.threshold_ms
-    assert 1.2 < waited < 4.0  # it waited for the queue, and not much longer
-    assert result.requests >= 2
+    assert answered == 200, f"settle returned with {200 - answered} of the backlog still queued"
+    assert result.requests >= 2  # the first probe queued behind the backlog and was too slow
 
 
 def test_settle_gives_up_after_the_bound(calibrated):
@@ -34,4 +38,6 @@ def test_settle_gives_up_after_the_bound(calibrated):
     target = Target.from_url(lab.url + "/")
     payload = RequestTemplate().render(target)[0]
     result = settle(target, payload, baseline_ms=0.001, max_wait_s=1.0)  # an unreachable threshold
-    assert not result.settled and 1.0 <= result.waited_s < 2.5
+    # It gave up once the bound had passed (never before), with every answer over the threshold.
+    assert not result.settled and result.waited_s >= 1.0
+    assert result.requests >= 1 and result.last_ms > result.threshold_ms

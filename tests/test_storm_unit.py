@@ -78,6 +78,7 @@ class FakeDriver:
         self.launched: dict[str, float] = {}
         self.deleted: set[str] = set()
         self.polls = 0
+        self.poll_times: list[float] = []
         self.cleaned = False
         self.in_flight = 0
         self.max_in_flight = 0
@@ -102,6 +103,7 @@ class FakeDriver:
     def poll(self):
         self.polls += 1
         now = time.monotonic()
+        self.poll_times.append(now)
         # A crashing instance runs, then vanishes by itself (a guest kernel panic, destroyed on reboot).
         gone = {
             n
@@ -139,12 +141,14 @@ def _specs(n):
 def test_runner_one_poll_per_interval_bounded_launches_and_all_phases():
     d = FakeDriver()
     plan = StormPlan(10, 3, poll_interval_s=0.05, ping=False)
-    t0 = time.monotonic()
-    r = run_storm(d, _specs(10), plan, "run1")
-    wall = time.monotonic() - t0
-    assert d.max_in_flight <= 3
-    # one list call per interval for all ten instances, never one per instance
-    assert d.polls <= wall / 0.05 + 2
+    iterations = []
+    r = run_storm(d, _specs(10), plan, "run1", on_progress=iterations.append)
+    assert d.max_in_flight == 3  # bounded by the concurrency, and reached with 10 to launch
+    # one list call per loop iteration for all ten instances, never one per instance ...
+    assert d.polls == len(iterations) == r.polls
+    # ... and iterations paced by the interval: consecutive polls are at least one interval
+    # apart (a lower bound: a loaded machine only makes the gaps longer)
+    assert min(b - a for a, b in zip(d.poll_times, d.poll_times[1:])) >= 0.05 * 0.95
     assert np.isfinite(r.mark("ssh")).all() and np.isfinite(r.mark("gone")).all()
     assert "ping" in r.skipped and np.isnan(r.mark("ping")).all()
     assert (np.diff(r.marks_s[:, [0, 1, 3, 4, 5]], axis=1) >= 0).all()
@@ -208,12 +212,14 @@ def test_a_signal_stops_a_storm_even_when_inherited_ignored(sig):
 def test_an_instance_that_crashes_after_running_fails_at_once():
     d = FakeDriver(boot_s=0.1, ssh_s=100.0, crash={1})
     plan = StormPlan(2, 2, poll_interval_s=0.05, instance_timeout_s=3, ping=False)
-    t0 = time.monotonic()
     r = run_storm(d, _specs(2), plan, "run1", on_progress=lambda p: None)
-    # instance 0 waits for SSH until its timeout; instance 1 is failed as soon as it vanished
+    # instance 0 waits for SSH until its timeout; instance 1 is failed as soon as it vanished:
+    # its delete was requested before instance 0's timeout made the runner delete that one
     assert "crashed or vanished after it ran" in r.errors[1] and np.isfinite(r.mark("running")[1])
-    assert r.mark("gone")[1] - r.mark("running")[1] < 1.5 and "timed out" in r.errors[0]
-    assert time.monotonic() - t0 < 10 and d.cleaned
+    assert "timed out after 3 s" in r.errors[0]
+    assert r.mark("delete_requested")[1] < r.mark("delete_requested")[0]
+    assert r.mark("delete_requested")[0] >= 3.0  # instance 0 was deleted at its timeout, not before
+    assert d.cleaned
 
 
 def test_span_to_ssh_is_first_request_to_last_login_and_needs_every_instance():
@@ -284,9 +290,8 @@ def test_a_failing_status_poll_is_retried_then_ends_the_storm_with_one_reason():
     assert any(n.startswith("status poll answered again after") for n in r.notes)
     # dead for good: stopped after poll_give_up_s, every instance failed with the reason, cleanup ran
     d = Flaky(fail_from=3)
-    t0 = time.monotonic()
     r = run_storm(d, _specs(2), StormPlan(2, 2, poll_interval_s=0.05, ping=False), "run1", poll_give_up_s=0.3)
-    assert time.monotonic() - t0 < 3 and d.cleaned
+    assert d.cleaned and not any("--timeout" in n for n in r.notes)  # ended by the give-up, not the storm's bound
     assert r.stopped.startswith("the status poll failed for") and "libvirtd went away" in r.stopped
     assert all(e == "storm stopped: the status poll failed" for e in r.errors)
 
@@ -300,8 +305,7 @@ def test_a_create_request_that_hangs_is_bounded_by_the_instance_timeout():
             super().launch(spec)
 
     d = Hanging(boot_s=0.05, ssh_s=100.0)
-    t0 = time.monotonic()
     r = run_storm(d, _specs(2), StormPlan(2, 2, poll_interval_s=0.05, instance_timeout_s=0.3, ping=False), "run1")
-    assert time.monotonic() - t0 < 3 and d.cleaned
+    assert d.cleaned
     assert r.errors[1] == "timed out after 0.3 s waiting for the create request to return"
     assert r.errors[0].startswith("timed out after 0.3 s waiting for ssh")
